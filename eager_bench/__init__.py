@@ -1,0 +1,3 @@
+"""eager-bench: a benchmark and reproducibility suite for generative sequential recommendation."""
+
+__version__ = "0.1.0"

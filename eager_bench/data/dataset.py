@@ -1,0 +1,54 @@
+"""The in-memory form every later stage reads: one chronological item sequence per user."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SequenceDataset:
+    """Item ids are 1-based and contiguous (1..n_items); 0 is never an item (it is the padding id)."""
+
+    name: str
+    sequences: list[np.ndarray]
+    n_items: int
+    item_records: list[dict[str, Any]] | None = None  # index i-1 describes item i (text, attributes)
+    attributes: dict[int, list[int]] = field(default_factory=dict)
+    file_sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def n_interactions(self) -> int:
+        return int(sum(len(s) for s in self.sequences))
+
+    def stats(self) -> dict[str, Any]:
+        lengths = np.array([len(s) for s in self.sequences])
+        return {
+            "dataset": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "avg_len": round(float(lengths.mean()), 2),
+            "min_len": int(lengths.min()),
+            "max_len": int(lengths.max()),
+            "attribute_ids": len({a for attrs in self.attributes.values() for a in attrs}),
+        }
+
+    def data_sha256(self) -> str:
+        """One digest for the data this run read: the file sums when loaded from files, else the sequences."""
+        digest = hashlib.sha256()
+        if self.file_sha256:
+            for name in sorted(self.file_sha256):
+                digest.update(f"{name}={self.file_sha256[name]}\n".encode())
+        else:
+            for seq in self.sequences:
+                digest.update(np.asarray(seq, dtype=np.int64).tobytes())
+                digest.update(b"|")
+        return digest.hexdigest()

@@ -1,0 +1,133 @@
+"""One run: data -> split -> model (fit, selected on validation) -> evaluator on test -> result store."""
+
+from __future__ import annotations
+
+import logging
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eager_bench import settings
+from eager_bench.config import DEFAULT_VARIANT, config_hash, resolve_config
+from eager_bench.data import load_dataset
+from eager_bench.errors import BenchError
+from eager_bench.evaluation import MAX_K, evaluate
+from eager_bench.models.base import RunContext
+from eager_bench.models.registry import get_model_class
+from eager_bench.provenance import git_state, hardware, now_iso, package_versions
+from eager_bench.results import RunRecord, make_run_id, result_path, write_run
+from eager_bench.split import Split, leave_one_out
+
+SPLIT_MAX_HISTORY = 50  # the shared split's history cap (RecBole's MAX_ITEM_LIST_LENGTH default)
+log = logging.getLogger("eager_bench")
+
+
+@dataclass
+class RunSpec:
+    model: str
+    dataset: str
+    profile: str = "cpu"
+    seed: int = 0
+    variant: str = DEFAULT_VARIANT
+    config_file: Path | None = None
+    overrides: dict[str, Any] | None = None
+
+
+@dataclass
+class RunOutcome:
+    path: Path
+    record: dict[str, Any]
+    cached: bool
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage / (1024 * 1024) if sys.platform == "darwin" else usage / 1024
+
+
+def prepare(spec: RunSpec) -> tuple[type, dict[str, Any], str, str]:
+    """Resolve the model class, config, config hash and run id without touching data (for --dry-run)."""
+    cls = get_model_class(spec.model)
+    config = resolve_config(cls.config_file, spec.profile, spec.variant, spec.config_file, spec.overrides)
+    cls.validate_config(config)
+    digest = config_hash({"model": spec.model, "variant": spec.variant, "config": config,
+                          "split": {"protocol": "leave-one-out", "max_history": SPLIT_MAX_HISTORY}})
+    return cls, config, digest, make_run_id(spec.variant, spec.profile, spec.seed, digest)
+
+
+def planned_path(spec: RunSpec, results_dir: Path) -> Path:
+    _, _, _, run_id = prepare(spec)
+    return result_path(results_dir, spec.dataset, spec.model, run_id)
+
+
+def build_split(dataset_name: str, data_dir: Path | None) -> tuple[Any, Split]:
+    dataset = load_dataset(dataset_name, data_dir)
+    return dataset, leave_one_out(dataset, SPLIT_MAX_HISTORY)
+
+
+def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = None, force: bool = False,
+        device: str = "cpu", show_progress: bool = True) -> RunOutcome:
+    results_root = settings.results_dir(results_dir)
+    cls, config, digest, run_id = prepare(spec)
+    path = result_path(results_root, spec.dataset, spec.model, run_id)
+    if path.exists() and not force:
+        from eager_bench.results import read_run
+
+        return RunOutcome(path, read_run(path), cached=True)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BenchError(f"--device {device}: no CUDA device is available on this machine")
+
+    started = now_iso()
+    dataset, split = build_split(spec.dataset, data_dir)
+    run_dir = settings.runs_dir() / spec.dataset / spec.model / run_id
+    context = RunContext(run_dir=run_dir, seed=spec.seed, device=device, show_progress=show_progress,
+                         logger=logging.getLogger(f"eager_bench.{spec.model}"))
+    seed_everything(spec.seed)
+    model = cls(config, dataset, context)
+
+    t0 = time.perf_counter()
+    training = model.fit(split) or {}
+    train_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    valid_rank = model.rank(split.valid, MAX_K)
+    valid = evaluate(valid_rank, split.valid.targets, split.n_items)
+    test_rank = model.rank(split.test, MAX_K)
+    test = evaluate(test_rank, split.test.targets, split.n_items)
+    eval_s = time.perf_counter() - t1
+
+    timing = {"train_s": round(train_s, 3), "eval_s": round(eval_s, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    for key in ("seconds_per_epoch", "epochs", "steps", "samples_per_s"):
+        if key in training:
+            timing[key] = training[key]
+    provenance = {**git_state(), "data_sha256": dataset.data_sha256(), "data_files": dataset.file_sha256,
+                  "split_hash": split.fingerprint, "packages": package_versions(), "hardware": hardware(device),
+                  "command": " ".join(sys.argv), "started_at": started, "finished_at": now_iso()}
+    notes = list(training.pop("notes", []))
+    record = RunRecord(run_id=run_id, model=spec.model, variant=spec.variant, dataset=spec.dataset,
+                       profile=spec.profile, seed=spec.seed, config=config, config_hash=digest,
+                       metrics={"valid": valid.metrics, "test": test.metrics}, n_test_users=len(split.test),
+                       timing=timing, provenance=provenance, training=training, notes=notes)
+    written = write_run(results_root, record, {"users": split.test.users, "test_ranks": test.ranks,
+                                                "valid_ranks": valid.ranks})
+    return RunOutcome(written, record.to_dict(), cached=False)
