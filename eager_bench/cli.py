@@ -171,6 +171,19 @@ def _write_report(results_root: Path) -> None:
     build_report(results_root)
 
 
+def _register_command_modules() -> None:
+    import importlib
+    import pkgutil
+
+    import eager_bench.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"eager_bench.commands.{info.name}").register(app)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     try:
         app()
