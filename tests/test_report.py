@@ -191,3 +191,70 @@ def test_report_command(tmp_path):
     assert "± " not in text.split("## Paired")[0].split("## Beauty")[1]  # one seed: no interval
     bad = CliRunner().invoke(app, ["report", "--results-dir", str(root), "--profile", "paper"])
     assert isinstance(bad.exception, BenchError) and "profile paper" in str(bad.exception)
+
+
+# --- ablate: planning and the grid, with a fake EAGER registered in-process ---------------------------------
+
+FAKE_YAML = """\
+defaults:
+  popularity_weight: 0.0   # (float) unused; gives variants a key to set
+profiles:
+  smoke: {}
+  cpu: {}
+  paper: {}
+variants:
+  no_contrastive: {popularity_weight: 0.1}
+  no_transfer: {popularity_weight: 0.2}
+  behavior_only: {popularity_weight: 0.3}
+  semantic_only: {popularity_weight: 0.4}
+"""
+
+
+@pytest.fixture
+def fake_eager(tmp_path, monkeypatch):
+    from eager_bench.models import registry
+    from eager_bench.models.popularity import Popularity
+
+    config = tmp_path / "fake_eager.yaml"
+    config.write_text(FAKE_YAML)
+    cls = type("FakeEAGER", (Popularity,), {"config_file": config})
+    monkeypatch.setitem(registry._EXTRA, "EAGER", cls)
+    return cls
+
+
+def test_ablation_variants_per_component():
+    from eager_bench.commands.ablate import ablation_variants
+
+    every = ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only"]
+    assert ablation_variants("transfer", every) == ["default", "no_transfer"]
+    assert ablation_variants("two_stream", every) == ["default", "behavior_only", "semantic_only"]
+    assert ablation_variants("all", every) == every
+    with pytest.raises(BenchError, match="no variant.*no_contrastive"):
+        ablation_variants("contrastive", ["default", "no_transfer"])
+    with pytest.raises(BenchError, match="unknown component"):
+        ablation_variants("attention", every)
+
+
+def test_ablate_runs_the_grid_reuses_runs_and_writes_the_table(tmp_path, fake_eager):
+    from eager_bench.cli import app
+
+    root = tmp_path / "results"
+    args = ["ablate", "--component", "transfer", "--profile", "smoke", "--dataset", "synthetic",
+            "--results-dir", str(root)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name.split("-")[0] for p in (root / "synthetic" / "EAGER").glob("*.json")) == \
+        ["default", "no_transfer"]
+    table = (root / "ablations_smoke.md").read_text()
+    assert "EAGER (no_transfer)" in table and "+0.0%" in table  # a popularity model: the variant changes nothing
+    assert not (root / "ablations.md").exists()  # smoke never overwrites the full-size table
+    again = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert "2 cached, 0 to run" in again.output
+
+
+def test_ablate_without_the_model_fails_with_the_registry_error(tmp_path):
+    from eager_bench.cli import app
+
+    result = CliRunner().invoke(app, ["ablate", "--component", "transfer", "--model", "NoSuchModel",
+                                      "--results-dir", str(tmp_path)])
+    assert isinstance(result.exception, BenchError) and "unknown model 'NoSuchModel'" in str(result.exception)

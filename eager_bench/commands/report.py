@@ -29,17 +29,17 @@ def check_profiles(profiles: list[str]) -> list[str]:
 
 def report(formats: list[str] = typer.Option(None, "--format", "-f",
                                              help="Table formats, comma-separated or repeated: md, csv, tex "
-                                                  "[default: all three]."),
-           out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: the results folder]."),
+                                                  "(default: all three)."),
+           out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the results folder)."),
            results_dir: Optional[Path] = typer.Option(None, "--results-dir",
-                                                      help=f"Folder of result files [env {settings.RESULTS_ENV}; "
-                                                           "default ./results]."),
+                                                      help=f"Folder of result files (env {settings.RESULTS_ENV}; "
+                                                           "default ./results)."),
            profiles: list[str] = typer.Option(None, "--profile", "-p",
-                                              help="Profiles to include, comma-separated or repeated [default: the "
-                                                   "full-size profiles cpu,paper; smoke never mixes in]."),
+                                              help="Profiles to include, comma-separated or repeated (default: the "
+                                                   "full-size profiles cpu,paper; smoke never mixes in)."),
            reference: Optional[Path] = typer.Option(None, "--reference",
-                                                    help="reported_metrics.csv [env EAGER_BENCH_REFERENCE; default "
-                                                         "<data dir>/../reference/reported_metrics.csv]."),
+                                                    help="reported_metrics.csv (env EAGER_BENCH_REFERENCE; default "
+                                                         "<data dir>/../reference/reported_metrics.csv)."),
            no_plots: bool = typer.Option(False, "--no-plots", help="Tables only.")) -> None:
     """Write results/leaderboard.{md,csv,tex}, results/ablations.* and results/plots/ from the newest result per
     (model, variant, dataset, profile, seed): mean ± 95% t-interval over seeds, the paper's number and ratio, and

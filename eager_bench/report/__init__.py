@@ -31,6 +31,15 @@ def write_tables(board: Board, out_dir: Path, stem: str, formats: Iterable[str])
     return written
 
 
+def stem_for(base: str, profiles: Iterable[str] | None) -> str:
+    """`leaderboard` for full-size profiles; `leaderboard_smoke` etc. otherwise, so a CI smoke report never
+    overwrites the committed full-size tables."""
+    chosen = sorted(set(profiles)) if profiles is not None else None
+    if chosen is not None and set(chosen) <= set(FULL_SIZE_PROFILES):
+        return base
+    return f"{base}_{'_'.join(chosen) if chosen else 'all'}"
+
+
 def check_formats(formats: Iterable[str]) -> list[str]:
     formats = list(formats)
     unknown = [f for f in formats if f not in FORMATS]
@@ -61,18 +70,18 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
         logging.getLogger("eager_bench").warning("report not written: %s", message)
         return []
     board = build_leaderboard(runs, load_reference(reference))
-    written = write_tables(board, out_dir, "leaderboard", formats)
+    written = write_tables(board, out_dir, stem_for("leaderboard", profiles), formats)
     ablation = build_ablation(runs) if ablations else None
     if ablation is not None and not any(row.variant != DEFAULT_VARIANT for rows in ablation.rows.values()
                                         for row in rows):
         ablation = None  # EAGER's default alone is no ablation
     if ablation is not None:
-        written += write_tables(ablation, out_dir, "ablations", formats)
+        written += write_tables(ablation, out_dir, stem_for("ablations", profiles), formats)
     if plots:
         from eager_bench.report.plots import bar_plots, paper_scatter
 
         written += bar_plots(board, out_dir / "plots", "leaderboard")
-        written += paper_scatter(board, out_dir / "plots")
+        written += paper_scatter(board, out_dir / "plots", stem_for("ours_vs_paper", profiles))
         if ablation is not None:
             written += bar_plots(ablation, out_dir / "plots", "ablations")
     return written
@@ -84,11 +93,12 @@ def build_ablation_report(results_dir: Path, formats: Iterable[str] = FORMATS, o
     """Only the ablation table (+ plot) of `model`'s variants."""
     formats = check_formats(formats)
     out_dir = Path(out_dir) if out_dir is not None else Path(results_dir)
+    profiles = list(profiles) if profiles is not None else None
     runs = collect_runs(Path(results_dir), profiles, models=[model], datasets=datasets)
     if not runs:
         raise BenchError(f"no {model} result files under {results_dir} match the filter")
     board = build_ablation(runs, model=model)
-    written = write_tables(board, out_dir, "ablations", formats)
+    written = write_tables(board, out_dir, stem_for("ablations", profiles), formats)
     if plots:
         from eager_bench.report.plots import bar_plots
 

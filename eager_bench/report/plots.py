@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # headless: CI and servers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from eager_bench.config import DEFAULT_VARIANT  # noqa: E402
 from eager_bench.report.board import Board  # noqa: E402
 
 # Fixed metadata so the same board gives the same files (PDF otherwise embeds its creation date).
@@ -30,7 +31,8 @@ def _save(fig: plt.Figure, stem: Path) -> list[Path]:
 
 def _bars(board: Board, profile: str, title: str) -> plt.Figure:
     datasets = [d for p, d in board.sections if p == profile]
-    rows = board.rows[profile]
+    # The leaderboard figure compares models; EAGER's variants have their own ablation figure.
+    rows = [r for r in board.rows[profile] if board.kind == "ablation" or r.variant == DEFAULT_VARIANT]
     metrics = list(board.metrics)
     fig, axes = plt.subplots(len(datasets), 1, figsize=(max(8.0, 1.3 * len(metrics) + 0.35 * len(rows) * 2),
                                                         3.2 * len(datasets)), squeeze=False)
@@ -43,7 +45,7 @@ def _bars(board: Board, profile: str, title: str) -> plt.Figure:
             means = [c.interval.mean if c else np.nan for c in cells]
             errs = [c.interval.half_width if c and c.interval.half_width is not None else 0.0 for c in cells]
             ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=errs, capsize=2,
-                   label=row.label, color=colors(i % 10), error_kw={"elinewidth": 0.8})
+                   label=row.variant if board.kind == "ablation" else row.label, color=colors(i % 10), error_kw={"elinewidth": 0.8})
         ax.set_title(f"{dataset} (profile {profile})", fontsize=11)
         ax.set_xticks(x, metrics, fontsize=9)
         ax.set_ylabel("test value", fontsize=9)

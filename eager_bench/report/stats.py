@@ -18,7 +18,7 @@ from eager_bench.errors import BenchError
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
-TEST_NAME = "two-sided Wilcoxon signed-rank test on per-user values (seeds averaged per user), Holm-corrected"
+TEST_NAME = "two-sided Wilcoxon signed-rank test on per-user values, seeds averaged per user"
 
 
 @dataclass(frozen=True)
