@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -96,17 +97,25 @@ def run_grid(items: list[GridItem], results_dir: Path, data_dir: Path | None, de
     return outcomes
 
 
+def _short(metric: str) -> str:
+    return metric.replace("Recall", "R").replace("NDCG", "N")
+
+
 def summary_table(outcomes: list[RunOutcome]) -> Table:
+    """Compact enough for an 80-column CI log: profile in the title, variant beside the model."""
     fresh = sum(not o.cached for o in outcomes)
-    table = Table(title=f"test metrics (full ranking): {fresh} run(s) trained, {len(outcomes) - fresh} reused")
-    for column in ("dataset", "model", "variant", "profile", "seed", *SUMMARY_METRICS, "train s", "state"):
-        table.add_column(column, justify="right" if column in SUMMARY_METRICS or column == "train s" else "left")
+    profiles = sorted({o.record["profile"] for o in outcomes})
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, title=f"test, {', '.join(profiles) or '-'}: {fresh} trained, "
+                                                                 f"{len(outcomes) - fresh} reused")
+    for column in ("dataset", "model", "seed", *map(_short, SUMMARY_METRICS), "train s", "state"):
+        table.add_column(column, justify="left" if column in ("dataset", "model", "state") else "right",
+                         overflow="fold")
     for outcome in sorted(outcomes, key=lambda o: (o.record["dataset"], o.record["model"], o.record["variant"],
                                                    o.record["seed"])):
         rec: dict[str, Any] = outcome.record
         test = rec["metrics"]["test"]
         train_s = rec.get("timing", {}).get("train_s")
-        table.add_row(rec["dataset"], rec["model"], rec["variant"], rec["profile"], str(rec["seed"]),
-                      *(f"{test[m]:.4f}" for m in SUMMARY_METRICS),
-                      "" if train_s is None else f"{train_s:.0f}", "cached" if outcome.cached else "trained")
+        model = rec["model"] if rec["variant"] == DEFAULT_VARIANT else f"{rec['model']}/{rec['variant']}"
+        table.add_row(rec["dataset"], model, str(rec["seed"]), *(f"{test[m]:.4f}" for m in SUMMARY_METRICS),
+                      "" if train_s is None else f"{train_s:.0f}", "cached" if outcome.cached else "new")
     return table

@@ -72,6 +72,7 @@ class Board:
     cells: dict[tuple[str, str, Row, str], Cell]  # (profile, dataset, row, metric)
     comparisons: list[Comparison]
     n_files: int
+    unrun: list[tuple[str, str]] = field(default_factory=list)  # (model, dataset) the papers report, we have not
 
     def cell(self, profile: str, dataset: str, row: Row, metric: str) -> Cell | None:
         return self.cells.get((profile, dataset, row, metric))
@@ -186,7 +187,11 @@ def build_leaderboard(runs: list[Run], reference: dict[tuple[str, str, str], Rep
             best_row, best_cell = max(baselines, key=lambda item: item[1].interval.mean)
             comparisons.append(_compare(profile, dataset, metric, ours_row, mine, best_row, best_cell))
     _apply_holm(comparisons)
-    return Board("leaderboard", sections, rows, metrics, cells, comparisons, len(runs))
+    have = {(r.key.model, r.key.dataset) for r in runs if r.key.variant == DEFAULT_VARIANT}
+    wanted = {(model, dataset) for model, dataset, _ in reference} - have
+    unrun = [(m, d) for d in dataset_order(d for _, d in wanted) for m in model_order(m for m, _ in wanted)
+             if (m, d) in wanted]
+    return Board("leaderboard", sections, rows, metrics, cells, comparisons, len(runs), unrun)
 
 
 def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: str = OURS,

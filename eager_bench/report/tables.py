@@ -125,12 +125,19 @@ def _tests_markdown(board: Board) -> list[str]:
 
 def _missing_markdown(board: Board) -> list[str]:
     missing = board.missing()
-    if not missing:
+    if not missing and not board.unrun:
         return []
-    lines = ["## Missing cells", "", "Rows shown in a section without any result file for that dataset and profile:",
-             ""]
-    lines += [f"- {dataset} · `{profile}`: {row.label}" for profile, dataset, row in missing]
-    return lines + [""]
+    lines = ["## Missing cells", ""]
+    if missing:
+        lines += ["Rows shown in a section without a result file for that dataset and profile:", ""]
+        lines += [f"- {dataset} · `{profile}`: {row.label}" for profile, dataset, row in missing]
+        lines.append("")
+    if board.unrun:
+        lines += ["Models the papers report on a dataset but without any result file here (not run yet, or run "
+                  "only with a profile this report excludes):", ""]
+        lines += [f"- {dataset}: {model}" for model, dataset in board.unrun]
+        lines.append("")
+    return lines
 
 
 CSV_COLUMNS = ("table", "profile", "dataset", "model", "variant", "metric", "seeds", "n_seeds", "mean",
