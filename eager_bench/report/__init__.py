@@ -1,0 +1,106 @@
+"""The report: leaderboard and ablation tables (Markdown, CSV, LaTeX) and plots, from result files alone.
+
+No model is imported here; everything comes from `eager_bench.results` files and their per-user rank sidecars.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable
+
+from eager_bench.config import DEFAULT_VARIANT
+from eager_bench.errors import BenchError
+from eager_bench.report.board import Board, build_ablation, build_leaderboard
+from eager_bench.report.collect import FULL_SIZE_PROFILES, OURS, collect_runs
+from eager_bench.report.reference import load_reference
+from eager_bench.report.tables import to_csv, to_latex, to_markdown
+
+FORMATS = ("md", "csv", "tex")
+__all__ = ["build_report", "write_tables", "FORMATS"]
+
+
+def write_tables(board: Board, out_dir: Path, stem: str, formats: Iterable[str]) -> list[Path]:
+    renderers = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
+    written = []
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(renderers[fmt](board))
+        written.append(path)
+    return written
+
+
+def stem_for(base: str, profiles: Iterable[str] | None) -> str:
+    """`leaderboard` for full-size profiles; `leaderboard_smoke` etc. otherwise, so a CI smoke report never
+    overwrites the committed full-size tables."""
+    chosen = sorted(set(profiles)) if profiles is not None else None
+    if chosen is not None and set(chosen) <= set(FULL_SIZE_PROFILES):
+        return base
+    return f"{base}_{'_'.join(chosen) if chosen else 'all'}"
+
+
+def check_formats(formats: Iterable[str]) -> list[str]:
+    formats = list(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise BenchError(f"unknown report format(s) {', '.join(unknown) or '(none)'}; known: {', '.join(FORMATS)}")
+    return formats
+
+
+def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: Path | None = None,
+                 profiles: Iterable[str] | None = FULL_SIZE_PROFILES, reference: Path | None = None,
+                 plots: bool = True, ablations: bool = True, strict: bool = False) -> list[Path]:
+    """Write leaderboard.{md,csv,tex}, ablations.* and plots/ from the newest result of each run; return the paths.
+
+    When no result file matches the profile filter nothing is written: with `strict` that is a BenchError (the
+    `report` command), otherwise a logged warning (the hook after `run --all`, whose grid may be smoke-only).
+    """
+    formats = check_formats(formats)
+    results_dir = Path(results_dir)
+    out_dir = Path(out_dir) if out_dir is not None else results_dir
+    profiles = list(profiles) if profiles is not None else None
+    runs = collect_runs(results_dir, profiles)
+    if not runs:
+        which = f" with profile {', '.join(profiles)}" if profiles else ""
+        message = (f"no result files{which} under {results_dir}; run `eager-bench run` first "
+                   "or choose another --profile")
+        if strict:
+            raise BenchError(message)
+        logging.getLogger("eager_bench").warning("report not written: %s", message)
+        return []
+    board = build_leaderboard(runs, load_reference(reference))
+    written = write_tables(board, out_dir, stem_for("leaderboard", profiles), formats)
+    ablation = build_ablation(runs) if ablations else None
+    if ablation is not None and not any(row.variant != DEFAULT_VARIANT for rows in ablation.rows.values()
+                                        for row in rows):
+        ablation = None  # EAGER's default alone is no ablation
+    if ablation is not None:
+        written += write_tables(ablation, out_dir, stem_for("ablations", profiles), formats)
+    if plots:
+        from eager_bench.report.plots import bar_plots, paper_scatter
+
+        written += bar_plots(board, out_dir / "plots", "leaderboard")
+        written += paper_scatter(board, out_dir / "plots", stem_for("ours_vs_paper", profiles))
+        if ablation is not None:
+            written += bar_plots(ablation, out_dir / "plots", "ablations")
+    return written
+
+
+def build_ablation_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: Path | None = None,
+                          profiles: Iterable[str] | None = FULL_SIZE_PROFILES, datasets: Iterable[str] | None = None,
+                          model: str = OURS, plots: bool = True) -> list[Path]:
+    """Only the ablation table (+ plot) of `model`'s variants."""
+    formats = check_formats(formats)
+    out_dir = Path(out_dir) if out_dir is not None else Path(results_dir)
+    profiles = list(profiles) if profiles is not None else None
+    runs = collect_runs(Path(results_dir), profiles, models=[model], datasets=datasets)
+    if not runs:
+        raise BenchError(f"no {model} result files under {results_dir} match the filter")
+    board = build_ablation(runs, model=model)
+    written = write_tables(board, out_dir, stem_for("ablations", profiles), formats)
+    if plots:
+        from eager_bench.report.plots import bar_plots
+
+        written += bar_plots(board, out_dir / "plots", "ablations")
+    return written

@@ -1,0 +1,220 @@
+"""The numbers behind the leaderboard and the ablation table: cells (mean ± CI over seeds), best, paired tests.
+
+Both tables are sections of (profile, dataset) with rows of (model, variant) and one column per metric. Runs of
+different profiles never share a section, so a smoke run can never stand beside a full-size one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from eager_bench.config import DEFAULT_VARIANT
+from eager_bench.report.collect import METRICS, OURS, Run, dataset_order, model_order
+from eager_bench.report.reference import Reported
+from eager_bench.report.stats import ALPHA, Interval, holm, paired_p_value, per_user, t_interval
+
+# The EAGER helper's model.yaml names these; the ablation table lists them in this order, then any others.
+ABLATION_VARIANTS = ("default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only")
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    variant: str
+
+    @property
+    def label(self) -> str:
+        return self.model if self.variant == DEFAULT_VARIANT else f"{self.model} ({self.variant})"
+
+
+@dataclass
+class Cell:
+    interval: Interval
+    seeds: tuple[int, ...]
+    runs: list[Run] = field(repr=False)
+    reported: Reported | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.reported is None or self.reported.value == 0:
+            return None
+        return self.interval.mean / self.reported.value
+
+
+@dataclass
+class Comparison:
+    """A paired test of row `a` against row `b` in one (profile, dataset, metric)."""
+
+    profile: str
+    dataset: str
+    metric: str
+    a: Row
+    b: Row
+    diff: float  # mean(a) - mean(b) over seeds
+    p_value: float | None  # None: no per-user ranks to test with
+    p_holm: float | None = None
+    why_untested: str = ""
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm is not None and self.p_holm < ALPHA
+
+
+@dataclass
+class Board:
+    kind: str  # "leaderboard" or "ablation"
+    sections: list[tuple[str, str]]  # (profile, dataset)
+    rows: dict[str, list[Row]]  # per profile, in display order
+    metrics: tuple[str, ...]
+    cells: dict[tuple[str, str, Row, str], Cell]  # (profile, dataset, row, metric)
+    comparisons: list[Comparison]
+    n_files: int
+    unrun: list[tuple[str, str]] = field(default_factory=list)  # (model, dataset) the papers report, we have not
+
+    def cell(self, profile: str, dataset: str, row: Row, metric: str) -> Cell | None:
+        return self.cells.get((profile, dataset, row, metric))
+
+    def best(self, profile: str, dataset: str, metric: str) -> float | None:
+        means = [c.interval.mean for (p, d, _, m), c in self.cells.items() if (p, d, m) == (profile, dataset, metric)]
+        return max(means) if means else None
+
+    def comparison(self, profile: str, dataset: str, metric: str, row: Row) -> Comparison | None:
+        for comp in self.comparisons:
+            if (comp.profile, comp.dataset, comp.metric, comp.a) == (profile, dataset, metric, row):
+                return comp
+        return None
+
+    def missing(self) -> list[tuple[str, str, Row]]:
+        """(profile, dataset, row) without any result: the cells the note must explain."""
+        out = []
+        for profile, dataset in self.sections:
+            for row in self.rows[profile]:
+                if self.cell(profile, dataset, row, self.metrics[0]) is None:
+                    out.append((profile, dataset, row))
+        return out
+
+
+def _cells(runs: list[Run], metrics: tuple[str, ...],
+           reference: dict[tuple[str, str, str], Reported]) -> dict[tuple[str, str, Row, str], Cell]:
+    grouped: dict[tuple[str, str, Row], list[Run]] = {}
+    for run in runs:
+        grouped.setdefault((run.key.profile, run.key.dataset, Row(run.key.model, run.key.variant)), []).append(run)
+    cells = {}
+    for (profile, dataset, row), group in grouped.items():
+        group = sorted(group, key=lambda r: r.key.seed)
+        for metric in metrics:
+            values = [r.test_metrics[metric] for r in group if metric in r.test_metrics]
+            if len(values) != len(group):
+                continue
+            reported = reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
+            cells[(profile, dataset, row, metric)] = Cell(t_interval(values), tuple(r.key.seed for r in group),
+                                                          group, reported)
+    return cells
+
+
+def per_user_mean(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(users, per-user metric averaged over the runs' seeds), or None when a sidecar is missing or disagrees."""
+    users, total = None, None
+    for run in runs:
+        ranks = run.ranks()
+        if ranks is None or "test_ranks" not in ranks:
+            return None
+        order = np.argsort(ranks["users"], kind="stable")
+        run_users, values = ranks["users"][order], per_user(ranks["test_ranks"][order], metric)
+        if users is None:
+            users, total = run_users, values
+        elif not np.array_equal(users, run_users):
+            return None
+        else:
+            total = total + values
+    if users is None:
+        return None
+    return users, total / len(runs)
+
+
+def _compare(profile: str, dataset: str, metric: str, a: Row, cell_a: Cell, b: Row, cell_b: Cell) -> Comparison:
+    comp = Comparison(profile, dataset, metric, a, b, cell_a.interval.mean - cell_b.interval.mean, None)
+    side_a, side_b = per_user_mean(cell_a.runs, metric), per_user_mean(cell_b.runs, metric)
+    if side_a is None or side_b is None:
+        comp.why_untested = "per-user ranks missing"
+    elif not np.array_equal(side_a[0], side_b[0]):
+        comp.why_untested = "different test users"
+    else:
+        comp.p_value = paired_p_value(side_a[1], side_b[1])
+    return comp
+
+
+def _apply_holm(comparisons: list[Comparison]) -> None:
+    tested = [c for c in comparisons if c.p_value is not None]
+    for comp, adjusted in zip(tested, holm([c.p_value for c in tested])):
+        comp.p_holm = adjusted
+
+
+def _sections(runs: list[Run]) -> list[tuple[str, str]]:
+    profiles = sorted({r.key.profile for r in runs})
+    out = []
+    for profile in profiles:
+        for dataset in dataset_order(r.key.dataset for r in runs if r.key.profile == profile):
+            out.append((profile, dataset))
+    return out
+
+
+def build_leaderboard(runs: list[Run], reference: dict[tuple[str, str, str], Reported],
+                      metrics: tuple[str, ...] = METRICS, ours: str = OURS) -> Board:
+    """Every model (and variant) that has a result; EAGER (default) tested against the best default baseline."""
+    cells = _cells(runs, metrics, reference)
+    rows: dict[str, list[Row]] = {}
+    for profile in sorted({r.key.profile for r in runs}):
+        present = {Row(r.key.model, r.key.variant) for r in runs if r.key.profile == profile}
+        rows[profile] = [row for model in model_order(m.model for m in present)
+                         for row in sorted((x for x in present if x.model == model),
+                                           key=lambda x: (x.variant != DEFAULT_VARIANT, x.variant))]
+    sections = _sections(runs)
+    comparisons = []
+    ours_row = Row(ours, DEFAULT_VARIANT)
+    for profile, dataset in sections:
+        for metric in metrics:
+            mine = cells.get((profile, dataset, ours_row, metric))
+            baselines = [(row, cells[(profile, dataset, row, metric)]) for row in rows[profile]
+                         if row.model != ours and row.variant == DEFAULT_VARIANT
+                         and (profile, dataset, row, metric) in cells]
+            if mine is None or not baselines:
+                continue
+            # max() keeps the first of equal means, and rows are in a fixed order: deterministic.
+            best_row, best_cell = max(baselines, key=lambda item: item[1].interval.mean)
+            comparisons.append(_compare(profile, dataset, metric, ours_row, mine, best_row, best_cell))
+    _apply_holm(comparisons)
+    have = {(r.key.model, r.key.dataset) for r in runs if r.key.variant == DEFAULT_VARIANT}
+    wanted = {(model, dataset) for model, dataset, _ in reference} - have
+    unrun = [(m, d) for d in dataset_order(d for _, d in wanted) for m in model_order(m for m, _ in wanted)
+             if (m, d) in wanted]
+    return Board("leaderboard", sections, rows, metrics, cells, comparisons, len(runs), unrun)
+
+
+def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: str = OURS,
+                   variants: Iterable[str] | None = None) -> Board:
+    """The model's variants, each tested against its default in the same (profile, dataset, metric)."""
+    runs = [r for r in runs if r.key.model == model and (variants is None or r.key.variant in set(variants))]
+    cells = _cells(runs, metrics, {})
+    rows: dict[str, list[Row]] = {}
+    for profile in sorted({r.key.profile for r in runs}):
+        present = {r.key.variant for r in runs if r.key.profile == profile}
+        ordered = [v for v in ABLATION_VARIANTS if v in present] + sorted(present - set(ABLATION_VARIANTS))
+        rows[profile] = [Row(model, v) for v in ordered]
+    sections = _sections(runs)
+    comparisons = []
+    default = Row(model, DEFAULT_VARIANT)
+    for profile, dataset in sections:
+        for metric in metrics:
+            base = cells.get((profile, dataset, default, metric))
+            if base is None:
+                continue
+            for row in rows[profile]:
+                cell = cells.get((profile, dataset, row, metric))
+                if row != default and cell is not None:
+                    comparisons.append(_compare(profile, dataset, metric, row, cell, default, base))
+    _apply_holm(comparisons)
+    return Board("ablation", sections, rows, metrics, cells, comparisons, len(runs))

@@ -1,0 +1,260 @@
+"""The report from synthetic result files: statistics, significance, reference numbers, determinism, CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from eager_bench.errors import BenchError
+from eager_bench.evaluation import metrics_from_ranks
+from eager_bench.report import build_report
+from eager_bench.report.board import build_ablation, build_leaderboard
+from eager_bench.report.collect import collect_runs
+from eager_bench.report.reference import load_reference
+from eager_bench.report.stats import holm, paired_p_value, per_user, t_interval
+from tests.synthetic_results import fake_run, random_ranks
+
+N_USERS = 2000
+
+
+def test_t_interval_matches_hand_computation():
+    # mean 0.2, sd 0.1, sem 0.1/sqrt(3), t_{0.975, 2} = 4.302653 -> half-width 0.248414
+    iv = t_interval([0.1, 0.2, 0.3])
+    assert iv.mean == pytest.approx(0.2)
+    assert iv.half_width == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-6)
+    assert iv.half_width == pytest.approx(0.248414, abs=1e-6)
+    assert iv.n == 3
+
+
+def test_single_seed_has_no_interval():
+    iv = t_interval([0.05])
+    assert iv.half_width is None and iv.low is None and iv.mean == 0.05
+
+
+def test_holm_matches_hand_computation():
+    # sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # 0.5*2 = 1 caps; 0.9 is raised to keep monotone
+    assert holm([]) == []
+
+
+@pytest.mark.parametrize("metric", ["Recall@5", "NDCG@5", "Recall@10", "NDCG@10", "Recall@20", "NDCG@20"])
+def test_per_user_values_average_to_the_evaluator_metric(metric):
+    ranks = random_ranks(np.random.default_rng(1), 500, 0.6)
+    assert per_user(ranks, metric).mean() == pytest.approx(metrics_from_ranks(ranks)[metric])
+
+
+def test_paired_test_detects_a_known_difference_and_not_identical_runs():
+    rng = np.random.default_rng(0)
+    weak = random_ranks(rng, N_USERS, 0.2)
+    strong = weak.copy()
+    missed = np.flatnonzero(weak == 0)
+    strong[missed[: len(missed) // 4]] = 1  # a quarter of the misses become top-1 hits
+    assert paired_p_value(per_user(strong, "NDCG@10"), per_user(weak, "NDCG@10")) < 1e-6
+    assert paired_p_value(per_user(weak, "NDCG@10"), per_user(weak.copy(), "NDCG@10")) == 1.0
+
+
+def _grid(tmp_path: Path, eager_boost: float, seeds: int = 3) -> Path:
+    """Popularity < SASRec on two datasets; EAGER better than SASRec by `eager_boost` of its misses."""
+    root = tmp_path / "results"
+    for d, dataset in enumerate(("Beauty", "Toys_and_Games")):
+        for seed in range(seeds):
+            rng = np.random.default_rng(100 * d + seed)
+            sasrec = random_ranks(rng, N_USERS, 0.3)
+            eager = sasrec.copy()
+            missed = np.flatnonzero(sasrec == 0)
+            eager[missed[: int(len(missed) * eager_boost)]] = 2
+            fake_run(root, "Popularity", dataset, random_ranks(rng, N_USERS, 0.05), seed=seed)
+            fake_run(root, "SASRec", dataset, sasrec, seed=seed)
+            fake_run(root, "EAGER", dataset, eager, seed=seed)
+    return root
+
+
+def test_leaderboard_marks_eager_significant_only_when_it_differs(tmp_path):
+    better = build_leaderboard(collect_runs(_grid(tmp_path / "a", eager_boost=0.3)), {})
+    assert len(better.comparisons) == 2 * 6
+    assert all(c.b.model == "SASRec" and c.significant for c in better.comparisons)
+    same = build_leaderboard(collect_runs(_grid(tmp_path / "b", eager_boost=0.0)), {})
+    assert all(c.p_value == 1.0 and not c.significant for c in same.comparisons)
+
+
+def test_holm_applies_across_cells(tmp_path):
+    board = build_leaderboard(collect_runs(_grid(tmp_path, eager_boost=0.3)), {})
+    raw = [c.p_value for c in board.comparisons]
+    assert [c.p_holm for c in board.comparisons] == pytest.approx(holm(raw))
+
+
+def test_cells_hold_mean_and_t_interval_over_seeds(tmp_path):
+    root = tmp_path / "r"
+    values = []
+    for seed, rate in enumerate((0.1, 0.2, 0.4)):
+        ranks = random_ranks(np.random.default_rng(seed), 400, rate)
+        values.append(metrics_from_ranks(ranks)["Recall@20"])
+        fake_run(root, "Markov", "Beauty", ranks, seed=seed)
+    board = build_leaderboard(collect_runs(root), {})
+    from eager_bench.report.board import Row
+
+    cell = board.cell("cpu", "Beauty", Row("Markov", "default"), "Recall@20")
+    expected = t_interval(values)
+    assert cell.seeds == (0, 1, 2)
+    assert cell.interval.mean == pytest.approx(np.mean(values))
+    assert cell.interval.half_width == pytest.approx(expected.half_width)
+
+
+def test_only_newest_result_per_key_counts_and_smoke_is_excluded(tmp_path):
+    root = tmp_path / "r"
+    fake_run(root, "Markov", "Beauty", np.zeros(50), finished_at="2026-01-01T00:00:00+00:00", config_hash="a" * 64)
+    fake_run(root, "Markov", "Beauty", np.ones(50), finished_at="2026-02-01T00:00:00+00:00", config_hash="b" * 64)
+    fake_run(root, "Markov", "Beauty", np.zeros(50), profile="smoke")
+    runs = collect_runs(root)
+    assert len(runs) == 1 and runs[0].test_metrics["Recall@5"] == 1.0
+    assert {r.key.profile for r in collect_runs(root, profiles=None)} == {"cpu", "smoke"}
+
+
+def _reference(tmp_path: Path) -> Path:
+    path = tmp_path / "reported_metrics.csv"
+    path.write_text("paper,model,dataset,metric,value,status,source\n"
+                    "TIGER,SASRec,Beauty,Recall@5,0.0500,secondary,TIGER Table 1\n"
+                    "EAGER,SASRec,Beauty,Recall@5,0.0400,secondary,other paper\n")
+    return path
+
+
+def test_paper_number_and_ratio_shown_and_missing_left_blank(tmp_path):
+    root = tmp_path / "results"
+    ranks = np.array([1] * 10 + [0] * 90)  # Recall@5 = 0.1
+    fake_run(root, "SASRec", "Beauty", ranks)
+    fake_run(root, "Popularity", "Beauty", ranks)
+    reference = load_reference(_reference(tmp_path))
+    assert reference[("SASRec", "Beauty", "Recall@5")].value == 0.05  # first of two papers kept, none averaged
+    build_report(root, reference=_reference(tmp_path), plots=False)
+    text = (root / "leaderboard.md").read_text()
+    paper_rows = [line for line in text.splitlines() if line.startswith("| ↳ paper")]
+    assert len(paper_rows) == 1  # only SASRec has a reported number; Popularity gets none invented
+    assert "0.0500 (×2.00)" in paper_rows[0]
+    assert "1 seed" not in text and "| 0 |" in text  # the seeds column names the seed
+    csv_lines = (root / "leaderboard.csv").read_text().splitlines()
+    popularity = [line for line in csv_lines if ",Popularity," in line and ",Recall@5," in line][0]
+    assert ",,," in popularity  # paper, source and ratio blank
+
+
+def test_report_is_deterministic_and_writes_all_outputs(tmp_path):
+    root = _grid(tmp_path, eager_boost=0.2, seeds=2)
+    fake_run(root, "EAGER", "Beauty", random_ranks(np.random.default_rng(5), N_USERS, 0.3), variant="no_transfer")
+    first = build_report(root, out_dir=tmp_path / "one", reference=_reference(tmp_path))
+    second = build_report(root, out_dir=tmp_path / "two", reference=_reference(tmp_path))
+    names = sorted(p.relative_to(tmp_path / "one").as_posix() for p in first)
+    assert names == sorted(p.relative_to(tmp_path / "two").as_posix() for p in second)
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "ablations.md", "plots/leaderboard_cpu.png",
+                 "plots/leaderboard_cpu.pdf", "plots/ablations_cpu.png", "plots/ours_vs_paper.png"):
+        assert name in names
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    text = (tmp_path / "one" / "leaderboard.md").read_text()
+    assert "†" in text and "Holm" in text and "Wilcoxon" in text
+    assert "**" in text
+
+
+def test_ablation_board_orders_variants_and_tests_against_default(tmp_path):
+    root = tmp_path / "r"
+    rng = np.random.default_rng(3)
+    full = random_ranks(rng, N_USERS, 0.4)
+    worse = np.where(np.arange(N_USERS) % 2 == 0, 0, full)
+    for variant, ranks in (("semantic_only", worse), ("no_transfer", full), ("default", full)):
+        fake_run(root, "EAGER", "Beauty", ranks, variant=variant)
+    board = build_ablation(collect_runs(root))
+    assert [r.variant for r in board.rows["cpu"]] == ["default", "no_transfer", "semantic_only"]
+    verdict = {(c.a.variant, c.metric): c.significant for c in board.comparisons}
+    assert verdict[("semantic_only", "NDCG@10")] and not verdict[("no_transfer", "NDCG@10")]
+
+
+def test_no_match_is_a_clear_error_for_the_command_and_a_warning_for_the_hook(tmp_path):
+    root = tmp_path / "r"
+    fake_run(root, "Markov", "Beauty", np.ones(10), profile="smoke")
+    with pytest.raises(BenchError, match="no result files with profile cpu, paper"):
+        build_report(root, strict=True)
+    assert build_report(root) == []
+
+
+def test_report_command(tmp_path):
+    from eager_bench.cli import app
+
+    root = _grid(tmp_path, eager_boost=0.2, seeds=1)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["report", "--results-dir", str(root), "--out", str(out), "--format", "md,csv",
+                                      "--no-plots", "--reference", str(_reference(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.md"]
+    text = (out / "leaderboard.md").read_text()
+    assert "± " not in text.split("## Paired")[0].split("## Beauty")[1]  # one seed: no interval
+    bad = CliRunner().invoke(app, ["report", "--results-dir", str(root), "--profile", "paper"])
+    assert isinstance(bad.exception, BenchError) and "profile paper" in str(bad.exception)
+
+
+# --- ablate: planning and the grid, with a fake EAGER registered in-process ---------------------------------
+
+FAKE_YAML = """\
+defaults:
+  popularity_weight: 0.0   # (float) unused; gives variants a key to set
+profiles:
+  smoke: {}
+  cpu: {}
+  paper: {}
+variants:
+  no_contrastive: {popularity_weight: 0.1}
+  no_transfer: {popularity_weight: 0.2}
+  behavior_only: {popularity_weight: 0.3}
+  semantic_only: {popularity_weight: 0.4}
+"""
+
+
+@pytest.fixture
+def fake_eager(tmp_path, monkeypatch):
+    from eager_bench.models import registry
+    from eager_bench.models.popularity import Popularity
+
+    config = tmp_path / "fake_eager.yaml"
+    config.write_text(FAKE_YAML)
+    cls = type("FakeEAGER", (Popularity,), {"config_file": config})
+    monkeypatch.setitem(registry._EXTRA, "EAGER", cls)
+    return cls
+
+
+def test_ablation_variants_per_component():
+    from eager_bench.commands.ablate import ablation_variants
+
+    every = ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only"]
+    assert ablation_variants("transfer", every) == ["default", "no_transfer"]
+    assert ablation_variants("two_stream", every) == ["default", "behavior_only", "semantic_only"]
+    assert ablation_variants("all", every) == every
+    with pytest.raises(BenchError, match="no variant.*no_contrastive"):
+        ablation_variants("contrastive", ["default", "no_transfer"])
+    with pytest.raises(BenchError, match="unknown component"):
+        ablation_variants("attention", every)
+
+
+def test_ablate_runs_the_grid_reuses_runs_and_writes_the_table(tmp_path, fake_eager):
+    from eager_bench.cli import app
+
+    root = tmp_path / "results"
+    args = ["ablate", "--component", "transfer", "--profile", "smoke", "--dataset", "synthetic",
+            "--results-dir", str(root)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name.split("-")[0] for p in (root / "synthetic" / "EAGER").glob("*.json")) == \
+        ["default", "no_transfer"]
+    table = (root / "ablations_smoke.md").read_text()
+    assert "EAGER (no_transfer)" in table and "+0.0%" in table  # a popularity model: the variant changes nothing
+    assert not (root / "ablations.md").exists()  # smoke never overwrites the full-size table
+    again = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert "2 cached, 0 to run" in again.output
+
+
+def test_ablate_without_the_model_fails_with_the_registry_error(tmp_path):
+    from eager_bench.cli import app
+
+    result = CliRunner().invoke(app, ["ablate", "--component", "transfer", "--model", "NoSuchModel",
+                                      "--results-dir", str(tmp_path)])
+    assert isinstance(result.exception, BenchError) and "unknown model 'NoSuchModel'" in str(result.exception)

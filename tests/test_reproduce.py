@@ -1,0 +1,155 @@
+"""`eager-bench reproduce`: tolerance config, reference check, and frozen re-runs that a broken split or evaluator
+makes fail."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from eager_bench import runner
+from eager_bench.errors import BenchError
+from eager_bench.evaluation import Evaluation, metrics_from_ranks
+from eager_bench.report.reference import load_reference
+from eager_bench.reproduce import check_frozen, freeze, load_config, reference_rows
+from eager_bench.reproduce.config import DEFAULT_CONFIG
+from tests.synthetic_results import fake_run
+
+SYNTHETIC_CONFIG = """\
+reference:
+  profiles: [cpu, paper]
+  default: {{relative: 0.10, reason: "test default"}}
+  overrides:
+    - match: {{model: SASRec, profile: cpu}}
+      relative: 0.5
+      reason: "test override"
+frozen:
+  file: {frozen}
+  metrics: [Recall@5, NDCG@5]
+  guarded:
+    - {{model: Popularity, dataset: synthetic, profile: smoke, seed: 0, absolute: 0.0, reason: "deterministic"}}
+    - {{model: Markov, dataset: synthetic, profile: smoke, seed: 0, absolute: 1.0e-9, reason: "deterministic"}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "tolerances.yaml"
+    path.write_text(SYNTHETIC_CONFIG.format(frozen=tmp_path / "frozen.json"))
+    return load_config(path)
+
+
+def test_the_committed_config_loads_and_every_entry_has_a_reason():
+    config = load_config(DEFAULT_CONFIG)
+    assert {(c.model, c.dataset) for c in config.guarded} >= {("Popularity", "Beauty"), ("Markov", "Beauty")}
+    assert all(c.reason for c in config.guarded) and config.reference_default.reason
+    frozen = json.loads(config.frozen_file.read_text())["cells"]
+    for cell in config.guarded:  # a guarded cell without frozen numbers would fail CI: freeze it when adding it
+        assert any(e["model"] == cell.model and e["dataset"] == cell.dataset and e["profile"] == cell.profile
+                   for e in frozen), cell.key
+
+
+def test_a_tolerance_without_reason_is_rejected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("reference: {default: {relative: 0.1}}\nfrozen: {guarded: []}\n")
+    with pytest.raises(BenchError, match="reason"):
+        load_config(path)
+
+
+def test_reference_check_ratio_tolerance_and_missing_cells(tmp_path, config):
+    root = tmp_path / "results"
+    ranks = np.array([1] * 6 + [0] * 94)  # Recall@5 = 0.06
+    fake_run(root, "SASRec", "Beauty", ranks, profile="cpu")
+    fake_run(root, "SASRec", "Beauty", ranks, profile="smoke")  # smoke never meets a paper
+    ref = tmp_path / "ref.csv"
+    ref.write_text("paper,model,dataset,metric,value,status,source\n"
+                   "TIGER,SASRec,Beauty,Recall@5,0.0500,secondary,t\n"
+                   "TIGER,TIGER,Beauty,Recall@5,0.0454,secondary,t\n")
+    rows = reference_rows(root, load_reference(ref), config)
+    sasrec = [r for r in rows if r.model == "SASRec"]
+    assert len(sasrec) == 1 and sasrec[0].profile == "cpu"
+    assert sasrec[0].ratio == pytest.approx(1.2) and sasrec[0].tolerance.relative == 0.5 and sasrec[0].within
+    tiger = [r for r in rows if r.model == "TIGER"][0]
+    assert tiger.ours is None and tiger.within is None  # missing, listed, never invented
+    strict = reference_rows(root, load_reference(ref), config, relative=0.1)
+    assert [r.within for r in strict if r.model == "SASRec"] == [False]
+
+
+def _break_split(monkeypatch):
+    """An off-by-one leave-one-out: each user's last item is dropped, so the test target is the validation one."""
+    real = runner.leave_one_out
+
+    def broken(dataset, max_history=50):
+        shifted = dataclasses.replace(dataset, sequences=[s[:-1] for s in dataset.sequences])
+        return real(shifted, max_history)
+
+    monkeypatch.setattr(runner, "leave_one_out", broken)
+
+
+def _break_evaluator(monkeypatch):
+    """An evaluator that counts ranks from 2: every hit is scored one position too low."""
+    real = runner.evaluate
+
+    def broken(rankings, targets, n_items):
+        ranks = real(rankings, targets, n_items).ranks
+        shifted = np.where(ranks > 0, ranks + 1, 0)
+        return Evaluation(metrics_from_ranks(shifted), shifted)
+
+    monkeypatch.setattr(runner, "evaluate", broken)
+
+
+def test_frozen_check_passes_on_the_frozen_code_and_fails_when_split_or_evaluator_break(config, monkeypatch):
+    freeze(config, config.guarded, data_dir=None, repeats=2)
+    entries = json.loads(config.frozen_file.read_text())["cells"]
+    assert [e["model"] for e in entries] == ["Markov", "Popularity"]
+    assert all(v == 0.0 for e in entries for v in e["max_spread_between_repeats"].values())
+
+    assert check_frozen(config, config.guarded, data_dir=None).failures == []
+
+    with monkeypatch.context() as patch:
+        _break_split(patch)
+        failures = check_frozen(config, config.guarded, data_dir=None).failures
+    assert any(f.startswith("Markov on synthetic (smoke, seed 0) Recall@5") for f in failures)
+    assert any("split fingerprint" in f for f in failures)
+
+    with monkeypatch.context() as patch:
+        _break_evaluator(patch)
+        failures = check_frozen(config, config.guarded, data_dir=None).failures
+    assert {f.split(" on ")[0] for f in failures} == {"Popularity", "Markov"}
+    assert any("NDCG@5" in f for f in failures)
+
+
+def test_reproduce_check_exits_nonzero_naming_the_cells(tmp_path, config, monkeypatch):
+    from eager_bench.cli import app
+
+    freeze(config, config.guarded, data_dir=None, repeats=1)
+    ref = tmp_path / "ref.csv"
+    ref.write_text("paper,model,dataset,metric,value,status,source\n")
+    args = ["reproduce", "--check", "--config", str(config.path), "--reference", str(ref),
+            "--results-dir", str(tmp_path / "none")]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    _break_split(monkeypatch)
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 1
+    assert "Markov on synthetic (smoke, seed 0) Recall@5" in bad.output.replace("\n", " ").replace("  ", " ")
+
+
+def test_an_unfrozen_guarded_cell_fails_with_the_command_to_fix_it(config):
+    result = check_frozen(config, config.guarded[:1], data_dir=None)
+    assert result.failures and "reproduce --freeze --model Popularity" in result.failures[0]
+
+
+@pytest.mark.slow
+def test_committed_frozen_reference_reproduces():
+    """The real CI guard on Beauty (smoke profile): needs the shared data folder."""
+    from eager_bench import settings
+
+    if not (settings.data_dir() / "Beauty").is_dir():
+        pytest.skip("Beauty data folder not available")
+    config = load_config(DEFAULT_CONFIG)
+    assert check_frozen(config, config.guarded, data_dir=None).failures == []
