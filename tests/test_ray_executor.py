@@ -14,7 +14,7 @@ from rich.console import Console
 from eager_bench import results
 from eager_bench.errors import BenchError
 from eager_bench.executors import run_grid_with
-from eager_bench.executors.ray_executor import import_ray, run_grid_ray, start_ray
+from eager_bench.executors.ray_executor import import_ray, ray_executor, run_grid_ray, start_ray
 from eager_bench.grid import plan
 from eager_bench.results import read_ranks, read_run
 from eager_bench.runner import RunSpec, run
@@ -82,6 +82,15 @@ def test_ray_grid_writes_the_same_results_as_the_local_executor(ray_cluster, tmp
     # A second pass finds every run cached and submits nothing.
     again = run_grid_ray(smoke_grid(tmp_path / "ray"), tmp_path / "ray", None, "cpu", False, console)
     assert [o.cached for o in again] == [True] * 4
+
+
+def test_the_single_run_executor_fits_run_grid(ray_cluster, tmp_path: Path) -> None:
+    spec = RunSpec("Markov", "synthetic", profile="smoke", seed=3)
+    remote = ray_executor(spec, results_dir=tmp_path / "ray", show_progress=False)
+    local = run(spec, results_dir=tmp_path / "local", show_progress=False)
+    assert not remote.cached and remote.record["metrics"] == local.record["metrics"]
+    assert remote.path.name == local.path.name
+    assert ray_executor(spec, results_dir=tmp_path / "ray").cached
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(ray_cluster, tmp_path: Path) -> None:
