@@ -135,7 +135,11 @@ def _missing_markdown(board: Board) -> list[str]:
     if board.unrun:
         lines += ["Models the papers report on a dataset but without any result file here (not run yet, or run "
                   "only with a profile this report excludes):", ""]
-        lines += [f"- {dataset}: {model}" for model, dataset in board.unrun]
+        from eager_bench.models.registry import model_names  # entry-point names only: no model is imported
+
+        known = set(model_names())
+        lines += [f"- {dataset}: {model}" + ("" if model in known else " (not a model of this suite)")
+                  for model, dataset in board.unrun]
         lines.append("")
     return lines
 
