@@ -276,3 +276,14 @@ def test_grid_plans_seeds_and_variants_and_keep_going_names_failures(tmp_path, f
     with pytest.raises(BenchError, match="4 of 4 run\\(s\\) failed: .*boom 0.*boom 1"):
         run_grid(items, tmp_path, None, "cpu", False, Console(file=open("/dev/null", "w")), executor=executor,
                  keep_going=True)
+
+
+def test_report_after_a_smoke_grid_goes_beside_the_full_size_tables(tmp_path):
+    from eager_bench.report import build_report_for_grid
+
+    root = tmp_path / "r"
+    fake_run(root, "Markov", "synthetic", np.ones(20), profile="smoke")
+    written = {p.name for p in build_report_for_grid(root, "smoke")}
+    assert {"leaderboard_smoke.md", "leaderboard_smoke.csv", "leaderboard_smoke.tex"} <= written
+    assert not (root / "leaderboard.md").exists()
+    assert build_report_for_grid(root, "cpu") == []  # no full-size result: nothing written, nothing overwritten
