@@ -105,8 +105,8 @@ def summary_table(outcomes: list[RunOutcome]) -> Table:
     """Compact enough for an 80-column CI log: profile in the title, variant beside the model."""
     fresh = sum(not o.cached for o in outcomes)
     profiles = sorted({o.record["profile"] for o in outcomes})
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, title=f"test, {', '.join(profiles) or '-'}: {fresh} trained, "
-                                                                 f"{len(outcomes) - fresh} reused")
+    title = f"test, {', '.join(profiles) or '-'}: {fresh} trained, {len(outcomes) - fresh} reused"
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, title=title)
     for column in ("dataset", "model", "seed", *map(_short, SUMMARY_METRICS), "train s", "state"):
         table.add_column(column, justify="left" if column in ("dataset", "model", "state") else "right",
                          overflow="fold")

@@ -258,3 +258,32 @@ def test_ablate_without_the_model_fails_with_the_registry_error(tmp_path):
     result = CliRunner().invoke(app, ["ablate", "--component", "transfer", "--model", "NoSuchModel",
                                       "--results-dir", str(tmp_path)])
     assert isinstance(result.exception, BenchError) and "unknown model 'NoSuchModel'" in str(result.exception)
+
+
+def test_grid_plans_seeds_and_variants_and_keep_going_names_failures(tmp_path, fake_eager):
+    from rich.console import Console
+
+    from eager_bench.grid import plan, run_grid
+
+    items = plan(["EAGER"], ["synthetic"], [0, 1], "smoke", tmp_path, variants=["default", "no_transfer"])
+    assert [(i.spec.variant, i.spec.seed) for i in items] == [("default", 0), ("default", 1), ("no_transfer", 0),
+                                                              ("no_transfer", 1)]
+    assert len({i.path for i in items}) == 4 and not any(i.cached for i in items)
+
+    def executor(spec, **_):
+        raise BenchError(f"boom {spec.seed}")
+
+    with pytest.raises(BenchError, match="4 of 4 run\\(s\\) failed: .*boom 0.*boom 1"):
+        run_grid(items, tmp_path, None, "cpu", False, Console(file=open("/dev/null", "w")), executor=executor,
+                 keep_going=True)
+
+
+def test_report_after_a_smoke_grid_goes_beside_the_full_size_tables(tmp_path):
+    from eager_bench.report import build_report_for_grid
+
+    root = tmp_path / "r"
+    fake_run(root, "Markov", "synthetic", np.ones(20), profile="smoke")
+    written = {p.name for p in build_report_for_grid(root, "smoke")}
+    assert {"leaderboard_smoke.md", "leaderboard_smoke.csv", "leaderboard_smoke.tex"} <= written
+    assert not (root / "leaderboard.md").exists()
+    assert build_report_for_grid(root, "cpu") == []  # no full-size result: nothing written, nothing overwritten

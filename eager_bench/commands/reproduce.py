@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -16,7 +17,8 @@ console = Console()
 
 
 def _reference_table(rows, enforce: bool) -> Table:
-    table = Table(title="(1) committed full-size results vs the paper" + ("" if enforce else " (informative)"))
+    table = Table(title="(1) committed full-size results vs the paper" + ("" if enforce else " (informative)"),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("model", "dataset", "profile", "metric", "seeds", "ours", "paper", "ratio", "tolerance",
                    "within"):
         table.add_column(column, justify="right" if column in ("ours", "paper", "ratio", "seeds") else "left")
@@ -30,7 +32,7 @@ def _reference_table(rows, enforce: bool) -> Table:
 
 
 def _frozen_table(result) -> Table:
-    table = Table(title="(2) from-scratch re-runs vs frozen numbers")
+    table = Table(title="(2) from-scratch re-runs vs frozen numbers", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("cell", "metric", "frozen", "now", "difference", "allowed", "ok"):
         table.add_column(column, justify="right" if column in ("frozen", "now", "difference", "allowed") else "left")
     for row in result.rows:

@@ -17,7 +17,7 @@ from eager_bench.report.reference import load_reference
 from eager_bench.report.tables import to_csv, to_latex, to_markdown
 
 FORMATS = ("md", "csv", "tex")
-__all__ = ["build_report", "write_tables", "FORMATS"]
+__all__ = ["build_report", "build_report_for_grid", "build_ablation_report", "write_tables", "FORMATS"]
 
 
 def write_tables(board: Board, out_dir: Path, stem: str, formats: Iterable[str]) -> list[Path]:
@@ -85,6 +85,13 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
         if ablation is not None:
             written += bar_plots(ablation, out_dir / "plots", "ablations")
     return written
+
+
+def build_report_for_grid(results_dir: Path, profile: str) -> list[Path]:
+    """What `run --all --profile P` writes after its grid: the full-size report (cpu + paper) when P is full-size,
+    else leaderboard_P.* beside it, so a smoke grid never replaces the committed tables."""
+    profiles = list(FULL_SIZE_PROFILES) if profile in FULL_SIZE_PROFILES else [profile]
+    return build_report(results_dir, profiles=profiles)
 
 
 def build_ablation_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: Path | None = None,

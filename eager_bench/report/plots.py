@@ -45,7 +45,8 @@ def _bars(board: Board, profile: str, title: str) -> plt.Figure:
             means = [c.interval.mean if c else np.nan for c in cells]
             errs = [c.interval.half_width if c and c.interval.half_width is not None else 0.0 for c in cells]
             ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=errs, capsize=2,
-                   label=row.variant if board.kind == "ablation" else row.label, color=colors(i % 10), error_kw={"elinewidth": 0.8})
+                   label=row.variant if board.kind == "ablation" else row.label, color=colors(i % 10),
+                   error_kw={"elinewidth": 0.8})
         ax.set_title(f"{dataset} (profile {profile})", fontsize=11)
         ax.set_xticks(x, metrics, fontsize=9)
         ax.set_ylabel("test value", fontsize=9)
