@@ -118,6 +118,12 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
             force: bool = typer.Option(False, "--force", help="Re-run even if a result with this config exists."),
             dry_run: bool = typer.Option(False, "--dry-run", help="With --all: list what would run or is cached."),
+            executor: str = typer.Option("local", "--executor", help="With --all: `local` (sequential) or `ray` "
+                                         "(one Ray task per run)."),
+            address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: an existing Ray "
+                                                  "cluster (e.g. ray://head:10001); default starts a local one."),
+            keep_going: bool = typer.Option(False, "--keep-going", help="With --all: finish the other runs when one "
+                                            "fails, then name every failure."),
             no_report: bool = typer.Option(False, "--no-report", help="With --all: skip writing the report."),
             data_dir: Optional[Path] = DataDir, results_dir: Optional[Path] = ResultsDir) -> None:
     """Train, select on validation, evaluate on test, and write a result file (or the whole grid with --all)."""
@@ -127,7 +133,7 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
     results_root = settings.results_dir(results_dir)
     if all_:
         from eager_bench.data.registry import BENCHMARK_DATASETS, get_spec
-        from eager_bench.grid import plan, run_grid, summary_table
+        from eager_bench.grid import dry_run_table, plan, run_grid, summary_table
         from eager_bench.models.registry import get_model_class, model_names
 
         model_list = models or model_names()
@@ -136,18 +142,24 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             get_model_class(name)
         for name in dataset_list:
             get_spec(name)
+        if seeds < 1:
+            raise BenchError(f"--seeds must be >= 1, got {seeds}")
         items = plan(model_list, dataset_list, list(range(seeds)), profile, results_root)
         if dry_run:
-            table = Table("dataset", "model", "seed", "state", "result file")
-            for item in items:
-                table.add_row(item.spec.dataset, item.spec.model, str(item.spec.seed),
-                              "cached" if item.cached else "to run", str(item.path))
-            console.print(table)
+            console.print(dry_run_table(items))
             return
-        outcomes = run_grid(items, results_root, data_dir, device, force, console)
+        if executor == "local" and address is None:
+            outcomes = run_grid(items, results_root, data_dir, device, force, console, keep_going=keep_going)
+        else:
+            from eager_bench.executors import run_grid_with
+
+            outcomes = run_grid_with(executor, items, results_root, data_dir, device, force, console,
+                                     address=address)
         console.print(summary_table(outcomes))
         if not no_report:
-            _write_report(results_root)
+            from eager_bench.report import build_report_for_grid
+
+            build_report_for_grid(results_root, profile)
         return
     if not model or not dataset:
         raise BenchError("run needs --model and --dataset (or --all)")
@@ -160,15 +172,6 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
     console.print(f"{model} on {dataset} ({profile}, seed {seed}): Recall@5 {test['Recall@5']:.4f}  "
                   f"NDCG@5 {test['NDCG@5']:.4f}  Recall@10 {test['Recall@10']:.4f}  NDCG@10 {test['NDCG@10']:.4f}")
     console.print(f"result {state}: {outcome.path}")
-
-
-def _write_report(results_root: Path) -> None:
-    """Hook for the report stage; a no-op until a report module is installed."""
-    try:
-        from eager_bench.report import build_report
-    except ImportError:
-        return
-    build_report(results_root)
 
 
 def _register_command_modules() -> None:
