@@ -271,7 +271,8 @@ class RecBoleSequential(Recommender):
             trainer._save_checkpoint(epoch, verbose=False, saved_model_file=str(last))
             _write_json(progress_file, progress)
             spent = sum(e["train_s"] + e["valid_s"] for e in progress["epochs"])
-            if budget_s and spent >= budget_s and epoch + 1 < trainer.epochs:
+            # Stop before an epoch that would likely end past the budget (mean epoch time so far as the estimate).
+            if budget_s and spent + spent / len(progress["epochs"]) > budget_s and epoch + 1 < trainer.epochs:
                 progress["stopped_by"] = f"time budget max_train_minutes={self.config['max_train_minutes']}"
                 raise _StopTraining
 

@@ -114,6 +114,13 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert report["epochs"] == 2 and any("Resumed from a checkpoint at epoch 1" in n for n in report["notes"])
 
 
+def test_time_budget_stops_before_an_epoch_that_would_overrun(tmp_path: Path) -> None:
+    model, split = make(SASRec, "synthetic", tmp_path, variant="tuned", epochs=3, max_train_minutes=1e-6)
+    report = model.fit(split)
+    assert report["epochs"] == 1 and "time budget" in report["stopped_by"]
+    assert model.rank(split.test, 5).shape == (len(split.test), 5)  # the best checkpoint is still selected
+
+
 def test_bert4rec_trains_and_ranks(tmp_path: Path) -> None:
     model, split = make(BERT4Rec, "synthetic", tmp_path)
     report = model.fit(split)
