@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -48,7 +49,9 @@ def import_ray() -> Any:
         if old not in np.__dict__:
             setattr(np, old, new)
     try:
-        import ray
+        with warnings.catch_warnings():  # ray 2.6.3 imports the deprecated pkg_resources: not the user's concern
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            import ray
     except ImportError as exc:  # pragma: no cover - ray comes with recbole
         raise BenchError(f"--executor ray needs the ray package ({exc})") from None
     return ray
@@ -70,11 +73,27 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, log_to_dr
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
                  configure_logging=False)
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=log_to_driver, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BenchError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Ray retries an unreachable head for minutes before failing: try the TCP port first and fail in seconds."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if address == "auto" or ":" not in target:
+        return  # "auto" finds a local head through Ray's own address file
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"--address {address}: no Ray head answers there ({exc})") from None
 
 
 @dataclass
