@@ -70,7 +70,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, log_to_dr
     if address is None:
         paths = [str(PACKAGE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
+        # "local": a new Ray of our own, even when a cluster started on this machine is recorded in /tmp/ray.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
                  configure_logging=False)
     else:
         _check_reachable(address)
