@@ -118,13 +118,17 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
             force: bool = typer.Option(False, "--force", help="Re-run even if a result with this config exists."),
             dry_run: bool = typer.Option(False, "--dry-run", help="With --all: list what would run or is cached."),
-            executor: str = typer.Option("local", "--executor", help="With --all: `local` (sequential) or `ray` "
-                                         "(one Ray task per run)."),
-            address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: an existing Ray "
-                                                  "cluster (e.g. ray://head:10001); default starts a local one."),
             keep_going: bool = typer.Option(False, "--keep-going", help="With --all: finish the other runs when one "
                                             "fails, then name every failure."),
             no_report: bool = typer.Option(False, "--no-report", help="With --all: skip writing the report."),
+            executor: str = typer.Option("local", "--executor", help="With --all: local (one run after another "
+                                         "in this process) or ray (one Ray task per run)."),
+            address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: address of an "
+                                                  "existing Ray cluster (auto, HOST:6379, ray://HOST:10001); "
+                                                  "default: start a local Ray on this machine's cores."),
+            cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="With --executor ray: CPUs per run."),
+            gpus_per_task: Optional[float] = typer.Option(None, "--gpus-per-task", help="With --executor ray: "
+                                                          "GPUs per run (default 1 with --device cuda, else 0)."),
             data_dir: Optional[Path] = DataDir, results_dir: Optional[Path] = ResultsDir) -> None:
     """Train, select on validation, evaluate on test, and write a result file (or the whole grid with --all)."""
     from eager_bench.runner import RunSpec, run
@@ -148,14 +152,18 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
         if dry_run:
             console.print(dry_run_table(items))
             return
-        if executor == "local" and address is None:
+        if executor == "local":
+            if address is not None:
+                raise BenchError("--address needs --executor ray")
             outcomes = run_grid(items, results_root, data_dir, device, force, console, keep_going=keep_going)
         else:
             from eager_bench.executors import run_grid_with
 
             outcomes = run_grid_with(executor, items, results_root, data_dir, device, force, console,
-                                     address=address)
+                                     address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
         console.print(summary_table(outcomes))
+        if len(outcomes) < len(items):
+            raise BenchError(f"{len(items) - len(outcomes)} of {len(items)} runs failed (the FAILED lines above)")
         if not no_report:
             from eager_bench.report import build_report_for_grid
 

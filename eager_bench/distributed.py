@@ -1,31 +1,32 @@
 """Data-parallel training across processes with torch DistributedDataParallel, launched by `torchrun`.
 
 A training loop written against these helpers runs unchanged as one plain process (world size 1, no process
-group) and as N processes under `torchrun --nproc_per_node N` (one per GPU, or N CPU processes with gloo):
+group) and as N processes under `torchrun --nproc_per_node N` (one per GPU, or N CPU processes with gloo).
+Inside a model's `fit`:
 
-    dist_ctx = init_distributed(context.device)          # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun
-    model = wrap_model(model.to(dist_ctx.device), dist_ctx)
+    ddp = current(self.context.device)                    # world size 1 unless launched by torchrun
+    step_loss = loss_module(self.net.to(ddp.device), self._loss_sum, ddp)   # DDP around "batch -> summed loss"
     for batch in batches:                                 # the same global batches, same order, on every rank
-        part = shard_batch(batch, dist_ctx)               # this rank's rows of the global batch
-        loss_sum = loss_fn(model(part...), reduction="sum")
-        loss = global_mean(loss_sum, batch_size(batch), dist_ctx)  # mean over the GLOBAL batch after DDP's averaging
+        part = shard_batch(batch, ddp)                    # this rank's rows (shard an index tensor, or tensors)
+        loss = global_mean(step_loss(*part), batch_size(batch), ddp)   # mean over the GLOBAL batch after DDP
         optimizer.zero_grad(); loss.backward(); optimizer.step()
-        report = all_reduce_sum(loss_sum.detach(), dist_ctx) / batch_size(batch)
-    save_on_main(unwrap(model).state_dict(), path, dist_ctx)   # one writer; the others wait at the barrier
-    shutdown(dist_ctx)
+        logged = all_reduce_sum(loss.detach(), ddp) / ddp.world_size   # the global mean loss, same on all ranks
+    save_on_main(self.net.state_dict(), path, ddp)        # one writer; the others wait at the barrier
 
 Every rank sees identical global batches (same seed, same shuffling) and keeps only its slice, so one step of N
 processes equals one step of a single process on the whole batch: DDP averages gradients over ranks, and
 `global_mean` scales each rank's summed loss so that average is the mean over the global batch, also when the
-batch does not split evenly.
+batch does not split evenly. DDP synchronises gradients only for computations run through the wrapper's forward,
+hence `loss_module`. A whole run (`run_distributed`) makes rank 0 the only writer of the result file.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -53,6 +54,9 @@ class DistContext:
         return self.world_size > 1
 
 
+_CURRENT: DistContext | None = None
+
+
 def init_distributed(device: str = "cpu") -> DistContext:
     """Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU).
 
@@ -65,8 +69,11 @@ def init_distributed(device: str = "cpu") -> DistContext:
     cuda = device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise BenchError(f"--device {device}: no CUDA device is available on this machine")
+    global _CURRENT
     if world_size <= 1:
         return DistContext(0, 1, 0, torch.device(device), None)
+    if _CURRENT is not None and dist.is_initialized():
+        return _CURRENT
     if cuda:
         if local_rank >= torch.cuda.device_count():
             raise BenchError(f"torchrun started local rank {local_rank} but this node has "
@@ -77,7 +84,14 @@ def init_distributed(device: str = "cpu") -> DistContext:
         torch_device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
-    return DistContext(rank, world_size, local_rank, torch_device, backend)
+    _CURRENT = DistContext(rank, world_size, local_rank, torch_device, backend)
+    return _CURRENT
+
+
+def current(device: str = "cpu") -> DistContext:
+    """The context a model's fit should use: the process group torchrun set up (joined on first use), else one
+    process on `device` (the run's --device)."""
+    return init_distributed(device)
 
 
 def wrap_model(model: nn.Module, ctx: DistContext, **ddp_options: Any) -> nn.Module:
@@ -89,6 +103,28 @@ def wrap_model(model: nn.Module, ctx: DistContext, **ddp_options: Any) -> nn.Mod
         return model
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **ddp_options)
+
+
+class LossModule(nn.Module):
+    """`net` plus a function of a batch that returns the loss, as one module whose forward DDP can wrap.
+
+    `loss_fn` may call any method of `net` (encoder, several heads): what matters to DDP is that it runs inside
+    the wrapper's forward, where DDP prepares the gradient all-reduce of `net`'s parameters.
+    """
+
+    def __init__(self, net: nn.Module, loss_fn: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss_fn
+
+    def forward(self, *batch: Any) -> torch.Tensor:
+        return self.loss_fn(*batch)
+
+
+def loss_module(net: nn.Module, loss_fn: Callable[..., torch.Tensor], ctx: DistContext,
+                **ddp_options: Any) -> nn.Module:
+    """A callable `batch -> loss` whose backward averages gradients over ranks (plain call for one process)."""
+    return wrap_model(LossModule(net, loss_fn), ctx, **ddp_options)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -158,6 +194,43 @@ def save_on_main(obj: Any, path: Path, ctx: DistContext) -> None:
 
 def shutdown(ctx: DistContext) -> None:
     """Wait for every rank, then leave the process group (torchrun expects each process to exit cleanly)."""
+    global _CURRENT
     if ctx.is_distributed and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+    _CURRENT = None
+
+
+def run_distributed(spec: Any, data_dir: Path | None = None, results_dir: Path | None = None, force: bool = False,
+                    device: str = "cpu", show_progress: bool = True) -> Any:
+    """One benchmark run under torchrun: every rank trains (DDP inside the model), rank 0 alone writes the result.
+
+    Each rank gets its own device (cuda:LOCAL_RANK). The other ranks run the same code into a scratch results
+    folder that is dropped, so collectives inside fit and ranking stay in step; rank 0's cached-or-not decision
+    is shared so that no rank waits for a peer that skipped the run. Returns the RunOutcome on rank 0, None on the
+    others. Without torchrun it is runner.run.
+    """
+    from eager_bench import settings
+    from eager_bench.results import read_run
+    from eager_bench.runner import RunOutcome, planned_path, run
+
+    joined_here = not dist.is_initialized()  # a caller that set up the group keeps it (re-joining can hang)
+    ctx = init_distributed(device)
+    try:
+        results_root = settings.results_dir(results_dir)
+        path = planned_path(spec, results_root)
+        cached = float(ctx.is_main and path.exists() and not force)
+        if float(all_reduce_sum(cached, ctx)) > 0:
+            return RunOutcome(path, read_run(path), cached=True) if ctx.is_main else None
+        if ctx.is_main:
+            return run(spec, data_dir=data_dir, results_dir=results_root, force=True, device=str(ctx.device),
+                       show_progress=show_progress)
+        with tempfile.TemporaryDirectory(prefix="eager-bench-rank-") as scratch:
+            run(spec, data_dir=data_dir, results_dir=Path(scratch), force=True, device=str(ctx.device),
+                show_progress=False)
+        return None
+    finally:
+        if joined_here:
+            shutdown(ctx)
+        else:
+            barrier(ctx)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,10 +19,16 @@ import pytest
 import torch
 from torch import nn
 
-from eager_bench.distributed import (DistContext, all_reduce_mean, all_reduce_sum, batch_size, global_mean,
-                                     init_distributed, save_on_main, shard_batch, shard_batches, shutdown, unwrap,
-                                     wrap_model)
+from eager_bench.distributed import (DistContext, all_reduce_mean, all_reduce_sum, batch_size, current,
+                                     global_mean, init_distributed, loss_module, run_distributed, save_on_main,
+                                     shard_batch, shard_batches, shutdown, unwrap, wrap_model)
+from eager_bench.data import load_dataset
 from eager_bench.errors import BenchError
+from eager_bench.models.base import Recommender
+from eager_bench.models import registry
+from eager_bench.results import read_run
+from eager_bench.runner import RunSpec, run
+from eager_bench.split import Split, leave_one_out
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 12
@@ -39,12 +46,10 @@ class NextItem(nn.Module):
         return self.out(torch.relu(self.embed(last)))
 
 
-def global_batches(global_batch: int, steps: int) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+def global_batches(global_batch: int, steps: int, split: Split | None = None) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
     """The same shuffled (last item, next item) batches on every rank: seeded, independent of rank."""
-    from eager_bench.data import load_dataset
-    from eager_bench.split import leave_one_out
-
-    split = leave_one_out(load_dataset("synthetic"))
+    if split is None:
+        split = leave_one_out(load_dataset("synthetic"))
     prefixes, targets = split.train_pairs()
     last = torch.tensor([p[-1] for p in prefixes])
     target = torch.as_tensor(targets)
@@ -71,6 +76,54 @@ def train(ctx: DistContext, global_batch: int, steps: int = STEPS) -> tuple[list
     return losses, weights
 
 
+class DDPNextItem(Recommender):
+    """A benchmark model written the way EAGER/TIGER should use the helpers: same code for 1 and N processes."""
+
+    config_file = None  # the test writes the YAML and sets it (the model lives in a test file)
+
+    def fit(self, split: Split) -> dict:
+        ddp = current(self.context.device)
+        torch.manual_seed(self.context.seed)
+        self.net = NextItem(self.n_items).to(ddp.device)
+        step_loss = loss_module(self.net, self._loss_sum, ddp)
+        optimizer = torch.optim.SGD(self.net.parameters(), lr=self.config["lr"], momentum=0.9)
+        _, batches = global_batches(self.config["batch_size"], self.config["steps"], split)
+        losses = []
+        for batch in batches:
+            last, target = shard_batch(batch, ddp)
+            loss = global_mean(step_loss(last.to(ddp.device), target.to(ddp.device)), batch_size(batch), ddp)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(all_reduce_sum(loss.detach(), ddp)) / ddp.world_size)
+        save_on_main(self.net.state_dict(), self.context.checkpoint_path("net.pt"), ddp)
+        return {"losses": losses, "world_size": ddp.world_size}
+
+    def _loss_sum(self, last: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(self.net(last), target, reduction="sum")
+
+    @torch.no_grad()
+    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+        last = torch.tensor([h[-1] for h in histories])
+        scores = self.net(last.to(next(self.net.parameters()).device)).cpu()
+        scores[:, 0] = -torch.inf
+        return scores.topk(k, dim=1).indices.numpy()
+
+
+MODEL_YAML = """defaults:
+  batch_size: 33  # (int) global batch
+  steps: 12       # (int) optimizer steps
+  lr: 0.5         # (float) SGD learning rate
+profiles: {smoke: {}, cpu: {}, paper: {}}
+"""
+
+
+def use_test_model(config_file: Path) -> None:
+    config_file.write_text(MODEL_YAML)
+    DDPNextItem.config_file = config_file
+    registry.register("DDPNextItem", DDPNextItem)
+
+
 def worker_main(out: Path, global_batches_: list[int]) -> None:
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
@@ -84,6 +137,16 @@ def worker_main(out: Path, global_batches_: list[int]) -> None:
         report["runs"][str(global_batch)] = {"losses": losses, "replica_spread": spread}
     if ctx.is_main:
         out.write_text(json.dumps(report))
+    # A whole benchmark run: both ranks train, rank 0 alone writes; then again, cached (no rank may hang).
+    # The group stays up between them: a torchrun process joins it once.
+    use_test_model(out.with_name(f"ddp_next_item-{ctx.rank}.yaml"))
+    spec = RunSpec("DDPNextItem", "synthetic", profile="smoke")
+    first = run_distributed(spec, results_dir=out.parent / "results")
+    second = run_distributed(spec, results_dir=out.parent / "results")
+    if first is not None:
+        out.with_name("runs.json").write_text(json.dumps({"first_cached": first.cached,
+                                                          "second_cached": second.cached,
+                                                          "path": str(first.path)}))
     shutdown(ctx)
 
 
@@ -94,25 +157,46 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_follow_the_single_process_loss(tmp_path: Path) -> None:
+def test_two_gloo_processes_follow_the_single_process_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "ddp.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     # Global batch 32 splits 16/16; 33 splits 17/16 (global_mean keeps the step exact).
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(free_port()), __file__, str(out), "32", "33"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as torchrun:
+        try:
+            _, stderr = torchrun.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(torchrun.pid, signal.SIGKILL)  # torchrun and both workers: no orphan keeps the port
+            raise
+    assert torchrun.returncode == 0, stderr[-3000:]
     ddp = json.loads(out.read_text())
     assert (ddp["world_size"], ddp["backend"], ddp["rank_mean"]) == (2, "gloo", 0.5)
     for global_batch in (32, 33):
-        run = ddp["runs"][str(global_batch)]
-        assert run["replica_spread"] == 0.0
+        curve = ddp["runs"][str(global_batch)]
+        assert curve["replica_spread"] == 0.0
         single, weights = train(init_distributed("cpu"), global_batch)
         assert single[-1] < single[0] * 0.9  # it does learn, so matching curves mean something
-        np.testing.assert_allclose(run["losses"], single, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(curve["losses"], single, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(torch.load(tmp_path / f"weights-{global_batch}.pt"), weights, rtol=1e-4,
                                    atol=1e-5)
+
+    # The benchmark run under torchrun: one result file, written by rank 0, matching one process.
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert (runs["first_cached"], runs["second_cached"]) == (False, True)
+    assert [p.name for p in (tmp_path / "results").rglob("*.json")] == [Path(runs["path"]).name]
+    ddp_record = read_run(Path(runs["path"]))
+    (tmp_path / "single.yaml").write_text(MODEL_YAML)
+    monkeypatch.setattr(DDPNextItem, "config_file", tmp_path / "single.yaml")
+    monkeypatch.setitem(registry._EXTRA, "DDPNextItem", DDPNextItem)  # in-process only, undone after the test
+    single_record = run(RunSpec("DDPNextItem", "synthetic", profile="smoke"), results_dir=tmp_path / "single",
+                        show_progress=False).record
+    assert (ddp_record["training"]["world_size"], single_record["training"]["world_size"]) == (2, 1)
+    np.testing.assert_allclose(ddp_record["training"]["losses"], single_record["training"]["losses"], rtol=1e-5)
+    for name, value in single_record["metrics"]["test"].items():
+        assert ddp_record["metrics"]["test"][name] == pytest.approx(value, abs=1e-3), name
 
 
 def test_single_process_without_torchrun(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

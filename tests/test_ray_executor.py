@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +24,8 @@ from eager_bench.executors.ray_executor import import_ray, ray_executor, run_gri
 from eager_bench.grid import plan
 from eager_bench.results import read_ranks, read_run
 from eager_bench.runner import RunSpec, run
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.slow,  # starting Ray takes 10-20 s on two cores
               pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]  # ray 2.6.3 imports it
@@ -153,3 +161,48 @@ def test_address_needs_the_ray_executor(tmp_path: Path) -> None:
         run_grid_with("local", [], tmp_path, None, "cpu", False, Console(), address="auto")
     with pytest.raises(BenchError, match="unknown executor 'dask'"):
         run_grid_with("dask", [], tmp_path, None, "cpu", False, Console())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_existing_cluster_by_address(tmp_path: Path, isolated_home: Path) -> None:
+    """`ray start --head` in its own process group stands in for a cluster; the grid connects by address.
+
+    The head's workers take their environment from the head (as on a real cluster), not from this driver.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        ray.shutdown()  # the module's in-process Ray: this test drives a separate head
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "EAGER_BENCH_HOME": str(isolated_home)}
+    temp_dir = tempfile.mkdtemp(prefix="ebray")  # short (socket paths) and ours: /tmp/ray stays untouched
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                             "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
+                             "--ray-client-server-port", str(free_port()), "--temp-dir", temp_dir],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        console, out = quiet_console()
+        items = smoke_grid(tmp_path / "ray")[:2]
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:  # the head needs a few seconds before it accepts drivers
+            try:
+                outcomes = run_grid_ray(items, tmp_path / "ray", None, "cpu", False, console, address=address)
+                break
+            except BenchError:
+                if time.monotonic() > deadline or head.poll() is not None:
+                    raise
+                time.sleep(2)
+        assert not ray.is_initialized()  # the driver disconnected; the cluster stays up
+        local = [run(item.spec, results_dir=tmp_path / "local", show_progress=False) for item in items]
+        assert [o.record["metrics"] for o in outcomes] == [o.record["metrics"] for o in local]
+        assert [o.path.name for o in outcomes] == [o.path.name for o in local]
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # the head and every process it started share its process group
+        head.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)

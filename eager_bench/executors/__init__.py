@@ -19,8 +19,13 @@ EXECUTORS = ("local", "ray")
 
 
 def run_grid_with(executor: str, items: list[GridItem], results_dir: Path, data_dir: Path | None, device: str,
-                  force: bool, console: Console, address: str | None = None, **options: Any) -> list[RunOutcome]:
-    """Dispatch to the named executor; `address` (an existing Ray cluster) only makes sense with `ray`."""
+                  force: bool, console: Console, address: str | None = None, cpus_per_task: float = 1,
+                  gpus_per_task: float | None = None, **options: Any) -> list[RunOutcome]:
+    """Dispatch to the named executor.
+
+    `address` (an existing Ray cluster) and the per-run resource requests only mean something to `ray`; the local
+    executor runs one run at a time on whatever this process has.
+    """
     if executor == "local":
         if address is not None:
             raise BenchError("--address needs --executor ray")
@@ -30,5 +35,6 @@ def run_grid_with(executor: str, items: list[GridItem], results_dir: Path, data_
     if executor == "ray":
         from eager_bench.executors.ray_executor import run_grid_ray
 
-        return run_grid_ray(items, results_dir, data_dir, device, force, console, address=address, **options)
+        return run_grid_ray(items, results_dir, data_dir, device, force, console, address=address,
+                            num_cpus_per_task=cpus_per_task, num_gpus_per_task=gpus_per_task, **options)
     raise BenchError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")

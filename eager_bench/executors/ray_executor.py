@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -48,14 +49,17 @@ def import_ray() -> Any:
         if old not in np.__dict__:
             setattr(np, old, new)
     try:
-        import ray
+        with warnings.catch_warnings():  # ray 2.6.3 imports the deprecated pkg_resources: not the user's concern
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            import ray
     except ImportError as exc:  # pragma: no cover - ray comes with recbole
         raise BenchError(f"--executor ray needs the ray package ({exc})") from None
     return ray
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = 2, log_to_driver: bool = False) -> bool:
-    """Connect to the cluster at `address`, or start a local one; returns False when Ray was already running here.
+def start_ray(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = False) -> bool:
+    """Connect to the cluster at `address`, or start a local one (`num_cpus` None: all cores); returns False when
+    Ray was already running in this process (then it is used as it is).
 
     A local cluster's workers are children of this process: they inherit PYTHONPATH (extended so they import this
     checkout) and the EAGER_BENCH_* variables, so they read the same data and write runs to the same home.
@@ -66,14 +70,31 @@ def start_ray(address: str | None = None, num_cpus: int | None = 2, log_to_drive
     if address is None:
         paths = [str(PACKAGE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
+        # "local": a new Ray of our own, even when a cluster started on this machine is recorded in /tmp/ray.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
                  configure_logging=False)
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=log_to_driver, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BenchError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Ray retries an unreachable head for minutes before failing: try the TCP port first and fail in seconds."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if address == "auto" or ":" not in target:
+        return  # "auto" finds a local head through Ray's own address file
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"--address {address}: no Ray head answers there ({exc})") from None
 
 
 @dataclass
@@ -87,10 +108,13 @@ class TaskResult:
 
 
 def execute_run(spec: RunSpec, data_dir: Path | None, device: str, argv: list[str], env: dict[str, str],
-                runner: Callable[..., RunOutcome] = run) -> TaskResult:
+                runner: Callable[..., RunOutcome] = run, threads: int = 1) -> TaskResult:
     """The body of one Ray task: the ordinary runner, into a scratch results folder that is read back and dropped."""
     import socket
 
+    import torch
+
+    torch.set_num_threads(threads)  # as many threads as CPUs the task asked for, so tasks on a node do not fight
     os.environ.update(env)
     sys.argv = argv  # provenance records the command that launched the grid, not Ray's worker script
     start = time.perf_counter()
@@ -131,12 +155,12 @@ def _check_resources(ray: Any, num_cpus: float, num_gpus: float) -> None:
 
 def run_grid_ray(items: list[GridItem], results_dir: Path, data_dir: Path | None, device: str, force: bool,
                  console: Console, address: str | None = None, num_cpus_per_task: float = 1,
-                 num_gpus_per_task: float | None = None, max_retries: int = 2, local_cpus: int = 2,
+                 num_gpus_per_task: float | None = None, max_retries: int = 2, local_cpus: int | None = None,
                  runner: Callable[..., RunOutcome] = run) -> list[RunOutcome]:
     """Run the grid as Ray tasks; the outcomes of the finished runs in grid order (failed runs are reported).
 
-    `address` None starts a local Ray with `local_cpus` CPUs (or uses the one already started in this process);
-    otherwise it connects to that cluster ("auto", "ray://head:10001", "head:6379"). `num_gpus_per_task` None
+    `address` None starts a local Ray with `local_cpus` CPUs (None: all cores), or uses the Ray already started in
+    this process; otherwise it connects to that cluster ("auto", "ray://head:10001", "head:6379"). `num_gpus_per_task` None
     means one GPU per run when `device` is CUDA and none otherwise; Ray then pins each task to its own GPU through
     CUDA_VISIBLE_DEVICES, so the task sees it as "cuda". `runner` is the function a task calls (the runner's `run`;
     tests swap it to inject failures).
@@ -155,6 +179,7 @@ def run_grid_ray(items: list[GridItem], results_dir: Path, data_dir: Path | None
 
     started_here = start_ray(address, local_cpus) if todo else False
     failures: list[str] = []
+    pending: dict[Any, int] = {}
     try:
         if todo:
             _check_resources(ray, num_cpus_per_task, num_gpus_per_task)
@@ -162,7 +187,8 @@ def run_grid_ray(items: list[GridItem], results_dir: Path, data_dir: Path | None
                                                  max_retries=max_retries, retry_exceptions=False)
         argv = list(sys.argv)
         env = {key: os.environ[key] for key in FORWARDED_ENV if address is None and key in os.environ}
-        pending = {remote.remote(items[i].spec, data_dir, task_device, argv, env, runner): i for i in todo}
+        threads = max(1, int(num_cpus_per_task))
+        pending = {remote.remote(items[i].spec, data_dir, task_device, argv, env, runner, threads): i for i in todo}
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
             bar = progress.add_task("ray", total=len(items), completed=len(items) - len(todo))
@@ -189,6 +215,8 @@ def run_grid_ray(items: list[GridItem], results_dir: Path, data_dir: Path | None
                     progress.advance(bar)
             progress.update(bar, description="ray: done")
     finally:
+        for ref in pending:  # interrupted (Ctrl-C): stop what still runs on a shared cluster; nothing was stored
+            ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
     if failures:
