@@ -119,14 +119,6 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             force: bool = typer.Option(False, "--force", help="Re-run even if a result with this config exists."),
             dry_run: bool = typer.Option(False, "--dry-run", help="With --all: list what would run or is cached."),
             no_report: bool = typer.Option(False, "--no-report", help="With --all: skip writing the report."),
-            executor: str = typer.Option("local", "--executor", help="With --all: local (one run after another "
-                                         "in this process) or ray (one Ray task per run)."),
-            address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: address of an "
-                                                  "existing Ray cluster (auto, HOST:6379, ray://HOST:10001); "
-                                                  "default: start a local Ray on this machine's cores."),
-            cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="With --executor ray: CPUs per run."),
-            gpus_per_task: Optional[float] = typer.Option(None, "--gpus-per-task", help="With --executor ray: "
-                                                          "GPUs per run (default 1 with --device cuda, else 0)."),
             data_dir: Optional[Path] = DataDir, results_dir: Optional[Path] = ResultsDir) -> None:
     """Train, select on validation, evaluate on test, and write a result file (or the whole grid with --all)."""
     from eager_bench.runner import RunSpec, run
@@ -135,7 +127,7 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
     results_root = settings.results_dir(results_dir)
     if all_:
         from eager_bench.data.registry import BENCHMARK_DATASETS, get_spec
-        from eager_bench.grid import plan, summary_table
+        from eager_bench.grid import plan, run_grid, summary_table
         from eager_bench.models.registry import get_model_class, model_names
 
         model_list = models or model_names()
@@ -152,13 +144,8 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
                               "cached" if item.cached else "to run", str(item.path))
             console.print(table)
             return
-        from eager_bench.executors import run_grid_with
-
-        outcomes = run_grid_with(executor, items, results_root, data_dir, device, force, console, address=address,
-                                 cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
+        outcomes = run_grid(items, results_root, data_dir, device, force, console)
         console.print(summary_table(outcomes))
-        if len(outcomes) < len(items):
-            raise BenchError(f"{len(items) - len(outcomes)} of {len(items)} runs failed (the FAILED lines above)")
         if not no_report:
             _write_report(results_root)
         return
