@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -172,9 +173,16 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
     if not model or not dataset:
         raise BenchError("run needs --model and --dataset (or --all)")
     parsed = dict(parse_override(text) for text in overrides or [])
-    outcome = run(RunSpec(model=model, dataset=dataset, profile=profile, seed=seed, variant=variant,
-                          config_file=config, overrides=parsed or None),
-                  data_dir=data_dir, results_dir=results_root, force=force, device=device)
+    spec = RunSpec(model=model, dataset=dataset, profile=profile, seed=seed, variant=variant, config_file=config,
+                   overrides=parsed or None)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: DDP inside the model, rank 0 writes
+        from eager_bench.distributed import run_distributed
+
+        outcome = run_distributed(spec, data_dir=data_dir, results_dir=results_root, force=force, device=device)
+        if outcome is None:
+            return
+    else:
+        outcome = run(spec, data_dir=data_dir, results_dir=results_root, force=force, device=device)
     test = outcome.record["metrics"]["test"]
     state = "cached" if outcome.cached else "written"
     console.print(f"{model} on {dataset} ({profile}, seed {seed}): Recall@5 {test['Recall@5']:.4f}  "

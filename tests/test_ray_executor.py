@@ -183,7 +183,8 @@ def test_an_existing_cluster_by_address(tmp_path: Path, isolated_home: Path) -> 
     temp_dir = tempfile.mkdtemp(prefix="ebray")  # short (socket paths) and ours: /tmp/ray stays untouched
     head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
                              "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
-                             "--ray-client-server-port", str(free_port()), "--temp-dir", temp_dir],
+                             "--ray-client-server-port", str(free_port()), "--dashboard-agent-listen-port",
+                             str(free_port()), "--temp-dir", temp_dir],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         console, out = quiet_console()
