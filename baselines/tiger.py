@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from baselines.tiger_decode import CodeTable, constrained_beam_search, top_k_distinct
+from baselines.tiger_decode import CodeTable, constrained_beam_search, level_logits, top_k_distinct
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
@@ -38,7 +38,8 @@ def build_semantic_ids(dataset, split: Split, config: dict[str, Any], seed: int)
 
     embeddings = item_embeddings(dataset, split, config["embedding_source"], seed=seed,
                                  profile=config["embedding_profile"])
-    return build_tokenizer(config["tokenizer"], embeddings, seed=seed)
+    params = {"profile": config["tokenizer_profile"]} if config["tokenizer"] == "rqvae" else {}
+    return build_tokenizer(config["tokenizer"], embeddings, seed=seed, **params)
 
 
 def user_bucket(users: np.ndarray, buckets: int) -> np.ndarray:
@@ -133,13 +134,15 @@ class TIGER(Recommender):
         labels = torch.as_tensor(self.item_tokens[targets], device=self.device)  # [B, levels]
         decoder_input = torch.cat([torch.full((len(labels), 1), PAD, dtype=torch.long, device=self.device),
                                    labels[:, :-1]], dim=1)
-        logits = self.model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input).logits
+        encoded = self.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        hidden = self.model.decoder(input_ids=decoder_input, encoder_hidden_states=encoded,
+                                    encoder_attention_mask=mask).last_hidden_state
         # Position l predicts a level-l token: a softmax over that level's range only, as beam search scores it.
         loss = 0.0
         for level, size in enumerate(self.tokenizer.vocab_sizes):
             start = self.offsets[level]
-            loss = loss + torch.nn.functional.cross_entropy(logits[:, level, start:start + size].float(),
-                                                            labels[:, level] - start)
+            logits = level_logits(self.model, hidden[:, level], start, size)
+            loss = loss + torch.nn.functional.cross_entropy(logits, labels[:, level] - start)
         return loss / self.levels
 
     def _optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:

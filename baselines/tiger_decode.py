@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from eager_bench.evaluation import NO_ITEM
@@ -62,6 +63,13 @@ class BeamResult:
     scores: np.ndarray  # [B, beam] summed log-probabilities (-inf for padding beams)
 
 
+def level_logits(model, hidden: torch.Tensor, start: int, size: int) -> torch.Tensor:
+    """The LM head restricted to one level's token range: what T5's forward computes, for `size` columns only."""
+    if model.config.scale_decoder_outputs:
+        hidden = hidden * (model.config.d_model ** -0.5)
+    return torch.nn.functional.linear(hidden, model.lm_head.weight[start:start + size]).float()
+
+
 @torch.no_grad()
 def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, table: DeviceTable,
                             offsets: list[int], beam: int, start_token: int = 0) -> BeamResult:
@@ -73,20 +81,20 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
     batch = input_ids.shape[0]
     device = input_ids.device
     encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    # Self- and cross-attention keys/values are cached: the encoder projections are computed once per user and
+    # each step feeds only the newest token; the cache is re-indexed to follow the surviving beams.
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    user_of_row = torch.arange(batch, device=device)
+    enc_rows, mask_rows = encoded, attention_mask
     node = torch.zeros(batch, 1, dtype=torch.long, device=device)
     score = torch.zeros(batch, 1, device=device)
     generated = torch.zeros(batch, 1, 0, dtype=torch.long, device=device)  # level-local tokens
+    last = torch.full((batch, 1), start_token, dtype=torch.long, device=device)
     width = 1
     for level, size in enumerate(table.vocab_sizes):
-        rows = batch * width
-        enc = encoded if width == 1 else encoded.repeat_interleave(width, dim=0)
-        mask = attention_mask if width == 1 else attention_mask.repeat_interleave(width, dim=0)
-        prefix = generated.reshape(rows, level) + torch.as_tensor(offsets[:level], device=device, dtype=torch.long)
-        decoder_input = torch.cat([torch.full((rows, 1), start_token, dtype=torch.long, device=device), prefix], 1)
-        logits = model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask,
-                       decoder_input_ids=decoder_input, use_cache=False).logits[:, -1,
-                                                                                 offsets[level]:offsets[level] + size]
-        logp = torch.log_softmax(logits.float(), dim=-1).view(batch, width, size)
+        hidden = model.decoder(input_ids=last, encoder_hidden_states=enc_rows, encoder_attention_mask=mask_rows,
+                               cache=cache, use_cache=True).last_hidden_state[:, -1]
+        logp = torch.log_softmax(level_logits(model, hidden, offsets[level], size), dim=-1).view(batch, width, size)
         allowed = table.allowed[level][node]  # [batch, width, size]
         cand = (score.unsqueeze(-1) + logp).masked_fill(~allowed, float("-inf")).view(batch, width * size)
         new_width = min(beam, width * size)
@@ -95,6 +103,16 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
         node = table.child[level][node.gather(1, parent), token]
         generated = torch.cat([generated.gather(1, parent.unsqueeze(-1).expand(-1, -1, level)),
                                token.unsqueeze(-1)], dim=2)
+        if level + 1 < len(table.vocab_sizes):
+            rows = (torch.arange(batch, device=device).unsqueeze(1) * width + parent).reshape(-1)
+            cache.self_attention_cache.reorder_cache(rows)
+            if new_width != width:
+                # Beams of one user share its encoder states, so the cross-attention cache and the encoder rows
+                # only change when the number of beams per user does.
+                cache.cross_attention_cache.reorder_cache(rows)
+                user_of_row = user_of_row[rows]
+                enc_rows, mask_rows = encoded[user_of_row], attention_mask[user_of_row]
+        last = (token + offsets[level]).reshape(-1, 1)
         width = new_width
     items = table.leaf_item[node].masked_fill(torch.isinf(score), NO_ITEM)
     return BeamResult(items.cpu().numpy(), generated.cpu().numpy(), score.cpu().numpy())
