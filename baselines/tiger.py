@@ -233,7 +233,9 @@ class TIGER(Recommender):
                 state["samples"] += len(idx)
                 if progress is not None:
                     progress[0].update(progress[1], advance=1, description=f"TIGER loss {loss.item():.3f}")
-                if state["step"] % c["eval_every"] == 0 or state["step"] >= c["max_steps"]:
+                over_time = bool(c["max_train_minutes"]) and (
+                    state["train_s"] + time.perf_counter() - interval_start >= 60 * c["max_train_minutes"])
+                if state["step"] % c["eval_every"] == 0 or state["step"] >= c["max_steps"] or over_time:
                     state["train_s"] += time.perf_counter() - interval_start
                     done = self._evaluate_and_checkpoint(valid, state, optimizer, scheduler, loss.item())
                     interval_start = time.perf_counter()

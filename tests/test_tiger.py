@@ -141,16 +141,17 @@ def test_same_seed_same_rankings(stand_in_ids, tmp_path, monkeypatch):
     assert tests[0].record["metrics"] == tests[1].record["metrics"]
 
 
-def test_recommend_returns_distinct_valid_items(stand_in_ids, home):
+def test_time_budget_stops_and_recommend_returns_distinct_valid_items(stand_in_ids, home):
     from eager_bench.data.synthetic import make_synthetic
     from eager_bench.models.base import RunContext
     from eager_bench.split import leave_one_out
 
     ds = make_synthetic()
     split = leave_one_out(ds)
-    config = resolve_config(tiger_module.TIGER.config_file, "smoke", overrides={"max_steps": 5, "eval_every": 5, "latency_users": 0})
+    config = resolve_config(tiger_module.TIGER.config_file, "smoke", overrides={"max_steps": 50, "eval_every": 50, "latency_users": 0, "max_train_minutes": 1e-9})
     model = tiger_module.TIGER(config, ds, RunContext(run_dir=home / "run", seed=0, show_progress=False))
-    model.fit(split)
+    report = model.fit(split)
+    assert report["stopped_by"] == "time_budget" and report["steps"] == 1
     recs = model.recommend(split.test.histories[:40], 10)
     validate_rankings(recs, ds.n_items)
     assert recs.shape == (40, 10) and (recs != NO_ITEM).all()
