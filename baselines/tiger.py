@@ -31,14 +31,15 @@ SCHEDULES = ("inverse_sqrt", "cosine", "constant")
 OPTIMIZERS = ("adamw", "adafactor")
 
 
-def build_semantic_ids(dataset, split: Split, config: dict[str, Any], seed: int) -> Tokenizer:
+def build_semantic_ids(dataset, split: Split, config: dict[str, Any], seed: int, device: str = "cpu",
+                       show_progress: bool = False) -> Tokenizer:
     """Item text -> embeddings -> semantic-ID tokenizer (both cached by their modules). Tests replace this seam."""
     from eager_bench.embeddings import item_embeddings
     from eager_bench.tokenizers import build_tokenizer
 
     embeddings = item_embeddings(dataset, split, config["embedding_source"], seed=seed,
-                                 profile=config["embedding_profile"])
-    params = {"profile": config["tokenizer_profile"]} if config["tokenizer"] == "rqvae" else {}
+                                 profile=config["embedding_profile"], device=device, show_progress=show_progress)
+    params = {"profile": config["tokenizer_profile"], "device": device} if config["tokenizer"] == "rqvae" else {}
     return build_tokenizer(config["tokenizer"], embeddings, seed=seed, **params)
 
 
@@ -189,7 +190,8 @@ class TIGER(Recommender):
         if c["threads"]:
             torch.set_num_threads(c["threads"])
         torch.manual_seed(self.context.seed)
-        self._setup_vocabulary(build_semantic_ids(self.dataset, split, c, self.context.seed))
+        self._setup_vocabulary(build_semantic_ids(self.dataset, split, c, self.context.seed, self.context.device,
+                                                  self.context.show_progress))
         self.model = self._new_model()
         optimizer, scheduler = self._optimizer()
 

@@ -38,7 +38,7 @@ class StandInIDs(Tokenizer):
 
 @pytest.fixture
 def stand_in_ids(monkeypatch):
-    def build(dataset, split, config, seed):
+    def build(dataset, split, config, seed, device="cpu", show_progress=False):
         return StandInIDs().fit(np.zeros((dataset.n_items, 1)), seed=seed)
 
     monkeypatch.setattr(tiger_module, "build_semantic_ids", build)
