@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ from eager_bench.evaluation import NO_ITEM, validate_rankings
 from eager_bench.results import ranks_path
 from eager_bench.runner import RunSpec, run
 from eager_bench.tokenizers.base import Tokenizer
+
+
+DEVICE = os.environ.get("TIGER_TEST_DEVICE", "cpu")  # cuda to run the smoke tests on a GPU
 
 
 class StandInIDs(Tokenizer):
@@ -110,7 +114,7 @@ def test_top_k_distinct_dedupes_and_pads():
 
 def test_smoke_run_writes_valid_result_and_resumes(stand_in_ids, home):
     spec = RunSpec(model="TIGER", dataset="synthetic", profile="smoke", seed=0)
-    out = run(spec, results_dir=home / "results", show_progress=False)
+    out = run(spec, results_dir=home / "results", show_progress=False, device=DEVICE)
     record = json.loads(out.path.read_text())
     assert record["model"] == "TIGER" and record["profile"] == "smoke"
     assert 0.0 <= record["metrics"]["test"]["Recall@10"] <= 1.0
@@ -124,7 +128,7 @@ def test_smoke_run_writes_valid_result_and_resumes(stand_in_ids, home):
     assert len(ranks["test_ranks"]) == record["n_test_users"]
 
     # A second run with the same run dir finds the finished checkpoint and does not train again.
-    again = run(spec, results_dir=home / "results", force=True, show_progress=False)
+    again = run(spec, results_dir=home / "results", force=True, show_progress=False, device=DEVICE)
     assert again.record["training"]["valid_curve"] == training["valid_curve"]
     assert again.record["metrics"]["test"] == record["metrics"]["test"]
 
@@ -135,7 +139,7 @@ def test_same_seed_same_rankings(stand_in_ids, tmp_path, monkeypatch):
         monkeypatch.setenv("EAGER_BENCH_HOME", str(tmp_path / f"home{attempt}"))
         out = run(RunSpec(model="TIGER", dataset="synthetic", profile="smoke", seed=3,
                           overrides={"max_steps": 10, "eval_every": 10, "latency_users": 0}),
-                  results_dir=tmp_path / f"results{attempt}", show_progress=False)
+                  results_dir=tmp_path / f"results{attempt}", show_progress=False, device=DEVICE)
         tests.append(out)
     assert tests[0].record["training"]["valid_curve"] == tests[1].record["training"]["valid_curve"]
     assert tests[0].record["metrics"] == tests[1].record["metrics"]
