@@ -168,3 +168,14 @@ def test_bad_config_is_a_bench_error():
     config = resolve_config(tiger_module.TIGER.config_file, "smoke")
     with pytest.raises(BenchError, match="schedule"):
         tiger_module.TIGER.validate_config({**config, "schedule": "linear"})
+
+
+@pytest.mark.slow
+def test_smoke_run_with_real_text_rqvae_ids(home):
+    """The whole pipeline the CLI runs: MiniLM text embeddings -> RQ-VAE semantic IDs -> TIGER -> result file."""
+    out = run(RunSpec(model="TIGER", dataset="synthetic", profile="smoke", seed=0), results_dir=home / "results",
+              show_progress=False, device=DEVICE)
+    training = out.record["training"]
+    assert training["tokenizer"]["name"] == "rqvae"
+    assert len(training["tokenizer"]["vocab_sizes"]) == 4 and training["invalid_id_rate"] == 0.0
+    assert out.record["metrics"]["test"]["Recall@10"] > 0.0
