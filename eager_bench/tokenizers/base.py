@@ -56,7 +56,12 @@ class Tokenizer(ABC):
         self.params = params
         self.codes: np.ndarray | None = None  # [n_items, levels]; row i-1 = training code of item i
         self.vocab_sizes: list[int] = []
+        # Levels that carry meaning; a trailing disambiguation token (TIGER's 4th token) is not counted here.
+        self.semantic_levels: int = 0
+        # What the build measured or chose (build_s, branch, dead-code resets, ...): the quality report reads it.
+        self.info: dict[str, Any] = {}
         self._lookup: dict[tuple[int, ...], int] = {}
+        self._trie: PrefixTrie | None = None
 
     @abstractmethod
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> "Tokenizer":
@@ -84,11 +89,41 @@ class Tokenizer(ABC):
         return np.array([self._lookup.get(tuple(c), NO_ITEM) for c in codes.tolist()], dtype=np.int64)
 
     def trie(self) -> PrefixTrie:
-        return PrefixTrie(self.valid_codes()[0], self.vocab_sizes)
+        if getattr(self, "_trie", None) is None:
+            self._trie = PrefixTrie(self.valid_codes()[0], self.vocab_sizes)
+        return self._trie
+
+    def _set_codes(self, codes: np.ndarray, vocab_sizes: list[int], semantic_levels: int | None = None) -> None:
+        """Install freshly built codes and drop anything derived from earlier ones."""
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.vocab_sizes = [int(v) for v in vocab_sizes]
+        self.semantic_levels = int(semantic_levels if semantic_levels is not None else self.codes.shape[1])
+        self._lookup = {}
+        self._trie = None
+
+    @property
+    def n_items(self) -> int:
+        assert self.codes is not None
+        return len(self.codes)
 
     def state(self) -> dict[str, Any]:
-        """What `from_state` needs; subclasses add their own arrays."""
-        return {"name": self.name, "params": self.params, "codes": self.codes, "vocab_sizes": self.vocab_sizes}
+        """What `from_state` needs; subclasses add their own arrays through `extra_state`."""
+        return {"name": self.name, "params": self.params, "codes": self.codes, "vocab_sizes": self.vocab_sizes,
+                "semantic_levels": self.semantic_levels, "info": self.info, "extra": self.extra_state()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def restore_extra(self, extra: dict[str, Any]) -> None:
+        """Inverse of `extra_state`."""
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Tokenizer":
+        tok = cls(**state["params"])
+        tok._set_codes(state["codes"], state["vocab_sizes"], state.get("semantic_levels"))
+        tok.info = dict(state.get("info") or {})
+        tok.restore_extra(state.get("extra") or {})
+        return tok
 
     def save(self, path: Path) -> None:
         import pickle
@@ -98,3 +133,14 @@ class Tokenizer(ABC):
         with tmp.open("wb") as handle:
             pickle.dump(self.state(), handle)
         tmp.replace(path)
+
+    @staticmethod
+    def load(path: Path) -> "Tokenizer":
+        """Read a tokenizer written by `save`, whatever its class (looked up by its registry name)."""
+        import pickle
+
+        from eager_bench.tokenizers.registry import tokenizer_class
+
+        with Path(path).open("rb") as handle:
+            state = pickle.load(handle)
+        return tokenizer_class(state["name"]).from_state(state)
