@@ -41,6 +41,7 @@ class StreamResult:
     scores: torch.Tensor  # [B, K] log P(c1) + log P(c2|c1), -inf on pads
     logp1: torch.Tensor  # [B, k] level-1 log-probabilities (for re-scoring)
     cache: list  # CodeDecoder.bos_cache output (for re-scoring)
+    table: torch.Tensor  # [B, k, k] log P(c2|c1) where the search expanded c1 for that user, else nan
 
 
 def first_distinct(items: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,6 +63,22 @@ def first_distinct(items: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[t
     return out_items, out_scores
 
 
+def level2_log_probs(decoder: CodeDecoder, hidden: torch.Tensor, c1: torch.Tensor) -> torch.Tensor:
+    """log P(c2 | c1) over the k children for hidden states [..., d] with parents c1 [...] -> [..., k].
+
+    Grouped by parent (one small matmul per distinct c1) instead of gathering a [k, d] block per row, which would
+    move k*d floats per beam through memory.
+    """
+    rows2 = decoder.level2_rows()
+    flat_h, flat_c = hidden.reshape(-1, hidden.shape[-1]), c1.reshape(-1)
+    logits = torch.empty(flat_c.shape[0], decoder.k, dtype=hidden.dtype, device=hidden.device)
+    order = torch.argsort(flat_c)
+    parents, counts = torch.unique_consecutive(flat_c[order], return_counts=True)
+    for parent, rows in zip(parents.tolist(), torch.split(order, counts.tolist())):
+        logits[rows] = flat_h[rows] @ rows2[parent].T
+    return torch.log_softmax(logits, dim=-1).view(*c1.shape, decoder.k)
+
+
 def _slice_cache(cache: list, rows: torch.Tensor) -> list:
     return [tuple(t[rows] for t in layer) for layer in cache]
 
@@ -71,48 +88,60 @@ def stream_search(decoder: CodeDecoder, index: StreamIndex, memory: torch.Tensor
                   width: int, k_out: int, chunk: int = 8) -> StreamResult:
     """Top-k_out distinct items of one stream for every user in the batch (see the module docstring)."""
     kb = index.k
-    b = memory.shape[0]
+    b, dev = memory.shape[0], memory.device
     h0, cache = decoder.bos_cache(memory, pad)
     logp1 = torch.log_softmax(h0 @ decoder.level1_rows().T, dim=-1)
     leaf_ok = (index.leaf_item != NO_ITEM).view(kb, kb)
-    logp1_valid = logp1.masked_fill(~leaf_ok.any(1)[None], NEG_INF)
     w = min(width, kb)
-    s1, c1 = torch.topk(logp1_valid, w, dim=1)  # [B, W] best first
+    s1, c1 = torch.topk(logp1.masked_fill(~leaf_ok.any(1)[None], NEG_INF), w, dim=1)  # [B, W] best first
     keep = min(2 * k_out, w * kb)  # room for duplicate leaves, so k_out distinct items remain after dedup
-    best = torch.full((b, keep), NEG_INF, device=memory.device)
-    best_leaf = torch.zeros((b, keep), dtype=torch.long, device=memory.device)
-    rows2 = decoder.level2_rows()
+    best = torch.full((b, keep), NEG_INF, device=dev)
+    best_leaf = torch.zeros((b, keep), dtype=torch.long, device=dev)
+    threshold = torch.full((b,), NEG_INF, device=dev)  # score of the k_out-th distinct item found so far
+    table = torch.full((b, kb, kb), float("nan"), device=dev)  # log P(c2|c1) of expanded (user, c1), for re-scoring
     for start in range(0, w, chunk):
-        active = torch.nonzero(s1[:, start] > best[:, -1]).flatten()
+        active = torch.nonzero(s1[:, start] > threshold).flatten()
         if active.numel() == 0:
             break
         tok = c1[active, start:start + chunk]  # [A, c]
         h1 = decoder.step1_hidden(tok, _slice_cache(cache, active), pad[active] if pad is not None else None)
-        logp2 = torch.log_softmax(torch.einsum("acd,acjd->acj", h1, rows2[tok]), dim=-1)
+        logp2 = level2_log_probs(decoder, h1, tok)
+        table[active[:, None], tok] = logp2
         logp2 = logp2.masked_fill(~leaf_ok[tok], NEG_INF)
         total = (s1[active, start:start + chunk, None] + logp2).flatten(1)  # [A, c*k]
-        leaves = (tok[:, :, None] * kb + torch.arange(kb, device=tok.device)).flatten(1)
-        merged = torch.cat([best[active], total], dim=1)
-        merged_leaf = torch.cat([best_leaf[active], leaves], dim=1)
-        top, pos = torch.topk(merged, keep, dim=1)
-        best[active] = top
-        best_leaf[active] = torch.gather(merged_leaf, 1, pos)
+        leaves = (tok[:, :, None] * kb + torch.arange(kb, device=dev)).flatten(1)
+        top, pos = torch.topk(torch.cat([best[active], total], dim=1), keep, dim=1)
+        top_leaf = torch.gather(torch.cat([best_leaf[active], leaves], dim=1), 1, pos)
+        best[active], best_leaf[active] = top, top_leaf
+        _, distinct = first_distinct(index.leaf_item[top_leaf], top, k_out)
+        threshold[active] = distinct[:, -1]
     items = index.leaf_item[best_leaf].masked_fill(torch.isinf(best), NO_ITEM)
     items, scores = first_distinct(items, best, k_out)
-    return StreamResult(items, scores, logp1, cache)
+    return StreamResult(items, scores, logp1, cache, table)
 
 
 @torch.no_grad()
 def code_log_likelihood(decoder: CodeDecoder, index: StreamIndex, result: StreamResult, items: torch.Tensor,
                         pad: torch.Tensor | None) -> torch.Tensor:
     """Teacher-forced log P(c1(i)) + log P(c2(i)|c1(i)) of candidate items [B, C] under one stream, each item with
-    its own (training) code of this stream; -inf for NO_ITEM."""
+    its own (training) code of this stream; -inf for NO_ITEM. Level-2 distributions the beam search already computed
+    are reused; the others are computed here."""
     real = items != NO_ITEM
     codes = index.codes[(items.clamp_min(1) - 1)]  # [B, C, 2]
     c1, c2 = codes[..., 0], codes[..., 1]
-    h1 = decoder.step1_hidden(c1, result.cache, pad)
-    logp2 = torch.log_softmax(torch.einsum("bcd,bcjd->bcj", h1, decoder.level2_rows()[c1]), dim=-1)
-    score = torch.gather(result.logp1, 1, c1) + torch.gather(logp2, 2, c2[..., None])[..., 0]
+    rows = torch.arange(items.shape[0], device=items.device)[:, None].expand_as(c1)
+    logp2 = result.table[rows, c1, c2]  # nan where (user, c1) was not expanded
+    missing = torch.isnan(logp2) & real
+    if missing.any():
+        owner, col = torch.nonzero(missing, as_tuple=True)
+        # A user's missing parents, deduplicated, each computed once.
+        key = torch.unique(owner * index.k + c1[owner, col])
+        u, parent = key // index.k, key % index.k
+        sliced = _slice_cache(result.cache, u)
+        h1 = decoder.step1_hidden(parent[:, None], sliced, pad[u] if pad is not None else None)
+        result.table[u, parent] = level2_log_probs(decoder, h1, parent[:, None])[:, 0]
+        logp2 = result.table[rows, c1, c2]
+    score = torch.gather(result.logp1, 1, c1) + logp2
     return score.masked_fill(~real, NEG_INF)
 
 

@@ -42,8 +42,8 @@ def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, pr
     from eager_bench.tokenizers import build_tokenizer
 
     emb = np.asarray(item_embeddings(dataset, split, EMBEDDING_KIND[stream], seed=seed, profile=profile,
-                                     device=device), dtype=np.float32)
-    tok = build_tokenizer("hkmeans", emb, seed=seed, branch=branch)
+                                     device=device, show_progress=False), dtype=np.float32)
+    tok = build_tokenizer("hkmeans", emb, seed=seed, k=branch, levels=2)
     valid_codes, valid_items = tok.valid_codes()
     return {"embeddings": emb, "codes": np.asarray(tok.codes), "valid_codes": np.asarray(valid_codes),
             "valid_items": np.asarray(valid_items)}
