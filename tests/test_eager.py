@@ -169,3 +169,14 @@ def test_pruned_beam_equals_exhaustive_search():
         order = torch.stack(scores).argsort(dim=1, descending=True)
         expect, _ = first_distinct(items[order], torch.stack(scores).gather(1, order), 10)
     assert torch.equal(res.items, expect)
+
+
+def test_full_ranking_benchmark(data, tmp_path, benchmark):
+    """pytest-benchmark of batched inference (both streams' beam search + code_sum merge) over all test users.
+
+    The Beauty-size timing is `python -m eager_bench.eager.bench --dataset Beauty` (see the model's README)."""
+    m = make(data, tmp_path, beam_width=100)
+    m._prepare(data[1])
+    m.net.eval()
+    recs = benchmark(m.rank, data[1].test, 20)
+    assert recs.shape == (len(data[1].test), 20)

@@ -86,8 +86,7 @@ def stt_loss(head: TransferHead, decoder: CodeDecoder, codes: torch.Tensor, guid
     # The code corrupts its masked, position-added input in place and adds positions again to both copies.
     base = x_masked if faithful else x
     x_pos, x_neg = base + pos, torch.where(at, rows[fake][:, None].expand(b, 3, -1), base) + pos
-    s_pos = head.score(head(x_pos, guide)[:, 0])
-    s_neg = head.score(head(x_neg, guide)[:, 0])
-    logit = torch.cat([s_pos, s_neg])[:, 0]
+    # One pass over both copies (the STT decoder has no dropout, so this equals two separate passes).
+    logit = head.score(head(torch.cat([x_pos, x_neg]), torch.cat([guide, guide]))[:, 0])[:, 0]
     label = torch.cat([torch.ones(b, device=dev), torch.zeros(b, device=dev)])
     return recon, F.binary_cross_entropy_with_logits(logit, label)
