@@ -180,3 +180,13 @@ def test_full_ranking_benchmark(data, tmp_path, benchmark):
     m.net.eval()
     recs = benchmark(m.rank, data[1].test, 20)
     assert recs.shape == (len(data[1].test), 20)
+
+
+@pytest.mark.parametrize("overrides, word", [({"transfer": True, "two_stream": False}, "two_stream"),
+                                             ({"beam_width": 10}, "beam_width"), ({"ranking": "sum"}, "ranking"),
+                                             ({"branch": 5}, "branch")])
+def test_bad_config_is_a_bench_error_naming_the_key(data, tmp_path, overrides, word):
+    from eager_bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=word):
+        make(data, tmp_path, **overrides)
