@@ -36,12 +36,12 @@ def random_inputs(dataset, split, stream, branch, seed, profile, device):
 
 
 def time_ranking(dataset_name: str, checkpoint: Path | None = None, device: str = "cpu", profile: str = "cpu",
-                 users: int | None = None, threads: int = 0) -> dict[str, float]:
+                 users: int | None = None, threads: int = 0, beam_width: int | None = None) -> dict[str, float]:
     if threads:
         torch.set_num_threads(threads)
     ds = load_dataset(dataset_name)
     split = leave_one_out(ds, 50)
-    cfg = resolve_config(EAGER.config_file, profile)
+    cfg = resolve_config(EAGER.config_file, profile, overrides={"beam_width": beam_width} if beam_width else None)
     model = EAGER(cfg, ds, RunContext(run_dir=Path("/nonexistent"), seed=0, device=device, show_progress=False))
     if checkpoint is None:
         eager_model.stream_inputs = random_inputs
@@ -58,7 +58,7 @@ def time_ranking(dataset_name: str, checkpoint: Path | None = None, device: str 
     seconds = time.perf_counter() - t
     assert ranks.shape == (len(test), 20)
     return {"users": len(test), "seconds": round(seconds, 2), "users_per_s": round(len(test) / seconds, 1),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "beam_width": cfg["beam_width"], "trained": checkpoint is not None}
 
 
 def main() -> None:
@@ -68,8 +68,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--beam-width", type=int, default=None)
     args = parser.parse_args()
-    print(time_ranking(args.dataset, args.checkpoint, args.device, users=args.users, threads=args.threads))
+    print(time_ranking(args.dataset, args.checkpoint, args.device, users=args.users, threads=args.threads,
+                       beam_width=args.beam_width))
 
 
 if __name__ == "__main__":
