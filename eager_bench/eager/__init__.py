@@ -1,0 +1,1 @@
+"""EAGER: two-stream generative recommendation with behavior-semantic collaboration (KDD'24)."""

@@ -1,0 +1,192 @@
+"""EAGER plugin: component switches, beam search, merge, losses, determinism and resume (synthetic, smoke)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eager_bench.config import resolve_config
+from eager_bench.data.synthetic import make_synthetic
+from eager_bench.eager import model as eager_model
+from eager_bench.eager.beam import StreamIndex, first_distinct, stream_search
+from eager_bench.eager.losses import gct_loss
+from eager_bench.eager.model import EAGER, TrainingHalted
+from eager_bench.eager.network import CodeDecoder
+from eager_bench.evaluation import NO_ITEM
+from eager_bench.models.base import RunContext
+from eager_bench.split import leave_one_out
+
+torch.set_num_threads(1)  # the CI machine has 2 shared cores; more threads oversubscribe them
+BRANCH = 12  # 144 leaves for 120 items: 24 duplicate leaves exercise deduplication
+
+
+def standin_inputs(dataset, split, stream, branch, seed, profile, device):
+    """Random embeddings with topic structure + a local filled code table (duplicate leaves included)."""
+    rng = np.random.default_rng([seed, len(stream)])
+    n = dataset.n_items
+    topic = np.arange(n) % 6
+    dim = 16 if stream == "behavior" else 24
+    centers = rng.normal(size=(6, dim))
+    emb = (centers[topic] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
+    leaves = rng.permutation(branch * branch)
+    owner = np.concatenate([np.arange(1, n + 1), rng.integers(1, n + 1, branch * branch - n)])
+    codes_all = np.stack([leaves // branch, leaves % branch], axis=1)
+    return {"embeddings": emb, "codes": codes_all[:n], "valid_codes": codes_all, "valid_items": owner}
+
+
+@pytest.fixture(autouse=True)
+def _standin(monkeypatch):
+    monkeypatch.setattr(eager_model, "stream_inputs", standin_inputs)
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = make_synthetic()
+    return ds, leave_one_out(ds, 50)
+
+
+def make(data, tmp_path, variant="default", **overrides):
+    ds, _ = data
+    cfg = resolve_config(EAGER.config_file, "smoke", variant, overrides={"branch": BRANCH, **overrides})
+    EAGER.validate_config(cfg)
+    return EAGER(cfg, ds, RunContext(run_dir=tmp_path, seed=0, show_progress=False))
+
+
+def fit_eval(data, tmp_path, variant="default", **overrides):
+    torch.manual_seed(0)
+    m = make(data, tmp_path, variant, **overrides)
+    report = m.fit(data[1])
+    return m, report, m.evaluate_on(data[1].test).metrics
+
+
+@pytest.mark.parametrize("variant", ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only"])
+def test_each_variant_trains_and_evaluates(data, tmp_path, variant):
+    m, report, metrics = fit_eval(data, tmp_path, variant)
+    assert report["steps"] == m.config["steps"]
+    assert len(report["valid_curve"]) == 2 and report["best_step"] in (20, 40)
+    assert 0.0 <= metrics["NDCG@10"] <= metrics["Recall@10"] <= 1.0
+    assert report["losses"][-1][1] < report["losses"][0][1]  # it learns something
+
+
+@pytest.mark.parametrize("overrides", [{"gct_loss": "smooth_l1"}, {"stt_quirks": "faithful"},
+                                       {"ranking": "paper_confidence"}, {"windows": "faithful"},
+                                       {"mask_padding": True}])
+def test_code_vs_paper_options_run(data, tmp_path, overrides):
+    _, report, metrics = fit_eval(data, tmp_path, **overrides)
+    assert np.isfinite(report["losses"][-1][1]) and 0.0 <= metrics["Recall@20"] <= 1.0
+
+
+def test_recommendations_are_distinct_valid_and_never_pad_with_a_real_item(data, tmp_path):
+    m, _, _ = fit_eval(data, tmp_path)
+    recs = m.rank(data[1].test, 20)
+    assert recs.shape == (len(data[1].test), 20)
+    for row in recs:
+        real = row[row != NO_ITEM]
+        assert len(set(real.tolist())) == len(real) and np.all((real >= 1) & (real <= m.n_items))
+        assert np.all(row[len(real):] == NO_ITEM)  # pads only at the end, never a real id
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(data, tmp_path):
+    a = fit_eval(data, tmp_path / "a")[2]
+    b = fit_eval(data, tmp_path / "b")[2]
+    assert a == b
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(data, tmp_path):
+    full = fit_eval(data, tmp_path / "full")[2]
+    torch.manual_seed(0)
+    with pytest.raises(TrainingHalted):
+        make(data, tmp_path / "killed", halt_after_steps=25).fit(data[1])
+    assert (tmp_path / "killed" / "eager.pt").exists()
+    resumed = fit_eval(data, tmp_path / "killed")[2]
+    assert resumed == full
+
+
+def test_gct_prefers_the_true_target():
+    torch.manual_seed(0)
+    targets = torch.randn(50, 8)
+    ids = torch.arange(20)
+    query = targets[ids] + 0.1 * torch.randn(20, 8)
+    negatives = torch.randperm(50)[:30]
+    true = gct_loss(query, targets, ids, negatives, "infonce", 0.3)
+    shuffled = gct_loss(query, targets, ids[torch.randperm(20)], negatives, "infonce", 0.3)
+    assert true < shuffled
+    assert gct_loss(query, targets, ids, negatives, "smooth_l1", 0.3) < \
+        gct_loss(query, targets, ids.flip(0), negatives, "smooth_l1", 0.3)
+
+
+def test_stt_losses_decrease_when_trained(data, tmp_path):
+    m = make(data, tmp_path, steps=60, eval_every=60)
+    m._prepare(data[1])
+    hist, tgt = (torch.as_tensor(a) for a in m._instances(data[1]))
+    opt = torch.optim.Adam(m.net.parameters(), lr=3e-3)
+    first = last = None
+    for step in range(60):
+        idx = torch.randint(len(tgt), (64,))
+        _, parts = m._loss(hist[idx], tgt[idx])
+        stt = parts["stt_recon"] + parts["stt_recog"]
+        opt.zero_grad()
+        stt.backward()
+        opt.step()
+        first = float(stt.detach()) if first is None else first
+        last = float(stt.detach())
+    assert last < first
+
+
+def test_cached_decoder_step_matches_the_full_forward():
+    torch.manual_seed(0)
+    dec = CodeDecoder(5, 16, 4, 32, 2, 0.1).eval()
+    memory = torch.randn(3, 7, 16)
+    codes = torch.randint(5, (3, 2))
+    with torch.no_grad():
+        full = dec(codes, memory)
+        h0, cache = dec.bos_cache(memory, None)
+        h1 = dec.step1_hidden(codes[:, :1], cache, None)[:, 0]
+    torch.testing.assert_close(h0, full[:, 0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(h1, full[:, 1], atol=1e-5, rtol=1e-4)
+
+
+def test_pruned_beam_equals_exhaustive_search():
+    torch.manual_seed(0)
+    k = 6
+    dec = CodeDecoder(k, 16, 4, 32, 2, 0.0).eval()
+    leaves = torch.arange(k * k)
+    items = (leaves % 30) + 1  # 30 items, 6 duplicated leaves
+    index = StreamIndex.build(k, torch.stack([leaves[:30] // k, leaves[:30] % k], 1),
+                              torch.stack([leaves // k, leaves % k], 1), items, "cpu")
+    memory = torch.randn(4, 5, 16)
+    res = stream_search(dec, index, memory, None, width=k, k_out=10, chunk=2)
+    with torch.no_grad():  # score every leaf by teacher forcing
+        codes = torch.stack([leaves // k, leaves % k], 1)
+        scores = []
+        for u in range(4):
+            h = dec(codes, memory[u:u + 1].expand(k * k, -1, -1))
+            l1, l2 = dec.code_logits(h, codes)
+            scores.append(torch.log_softmax(l1, -1)[leaves, codes[:, 0]] + torch.log_softmax(l2, -1)[leaves, codes[:, 1]])
+        order = torch.stack(scores).argsort(dim=1, descending=True)
+        expect, _ = first_distinct(items[order], torch.stack(scores).gather(1, order), 10)
+    assert torch.equal(res.items, expect)
+
+
+def test_full_ranking_benchmark(data, tmp_path, benchmark):
+    """pytest-benchmark of batched inference (both streams' beam search + code_sum merge) over all test users.
+
+    The Beauty-size timing is `python -m eager_bench.eager.bench --dataset Beauty` (see the model's README)."""
+    m = make(data, tmp_path, beam_width=100)
+    m._prepare(data[1])
+    m.net.eval()
+    recs = benchmark(m.rank, data[1].test, 20)
+    assert recs.shape == (len(data[1].test), 20)
+
+
+@pytest.mark.parametrize("overrides, word", [({"transfer": True, "two_stream": False}, "two_stream"),
+                                             ({"beam_width": 10}, "beam_width"), ({"ranking": "sum"}, "ranking"),
+                                             ({"branch": 5}, "branch")])
+def test_bad_config_is_a_bench_error_naming_the_key(data, tmp_path, overrides, word):
+    from eager_bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=word):
+        make(data, tmp_path, **overrides)
