@@ -29,6 +29,9 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD")
+    if commit is None and os.environ.get("EAGER_BENCH_GIT_COMMIT"):
+        # A copy of the tree without .git (a remote GPU box, an unpacked sdist): the launcher states the commit.
+        return {"git_commit": os.environ["EAGER_BENCH_GIT_COMMIT"], "git_dirty": None, "git_source": "environment"}
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": commit or "unknown", "git_dirty": bool(status) if status is not None else None}
 

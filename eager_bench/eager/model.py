@@ -210,6 +210,8 @@ class EAGER(Recommender):
         perm, perm_epoch = None, -1
         running = torch.zeros((), device=self.device)
         t0 = time.perf_counter()
+        wall_start = t0
+        budget_s = float(cfg["max_train_minutes"]) * 60.0
         t_start_step = state["step"]
         self.net.train()
         while state["step"] < steps:
@@ -231,13 +233,19 @@ class EAGER(Recommender):
                 state["losses"].append([done, round(float(running) / cfg["log_every"], 5)])
                 running.zero_()
                 ctx.logger.info("EAGER step %d loss %.4f", done, state["losses"][-1][1])
-            if done % cfg["eval_every"] == 0 or done == steps:
+            # A wall-clock budget (validation included) for fixed-time hardware slots; the last state is validated.
+            out_of_time = budget_s > 0 and time.perf_counter() - wall_start >= budget_s
+            if done % cfg["eval_every"] == 0 or done == steps or out_of_time:
                 state["train_s"] += time.perf_counter() - t0
                 ndcg = self._validate(split, state)
                 t0 = time.perf_counter()
                 ctx.logger.info("EAGER step %d valid NDCG@10 %.5f (best %.5f @ %d)", done, ndcg, state["best"],
                                 state["best_step"])
                 save()
+                if out_of_time:
+                    state["stopped_by_budget"] = f"max_train_minutes={cfg['max_train_minutes']} reached at step {done}"
+                    ctx.logger.info("EAGER: %s", state["stopped_by_budget"])
+                    break
             elif done % cfg["checkpoint_every"] == 0:
                 save()
             if halt and done == halt:
@@ -282,6 +290,8 @@ class EAGER(Recommender):
              f"training instances: the code's windows (targets from position 5), history cap {cfg['max_history']}"),
             f"{state['step']} updates of batch {cfg['batch_size']} (paper/code: 60000)",
         ]
+        if state.get("stopped_by_budget"):
+            notes.append(f"training stopped by the time budget: {state['stopped_by_budget']} of {cfg['steps']}")
         return {"steps": state["step"], "epochs": round(state["step"] / per_epoch, 2), "instances": n,
                 "best_step": state["best_step"], "best_valid_ndcg10": state["best"], "valid_curve": state["curve"],
                 "losses": state["losses"], "samples_per_s": round(sps * cfg["batch_size"], 1),
