@@ -34,7 +34,7 @@ from eager_bench.evaluation import NO_ITEM  # noqa: E402
 from eager_bench.models.base import Recommender  # noqa: E402
 from eager_bench.split import Split  # noqa: E402
 
-# Our config keys that are ours, not RecBole's (everything else in the YAML is passed to RecBole's Config as is).
+# Config keys the bridge itself reads; every other YAML key is passed to RecBole's Config unchanged.
 OWN_KEYS = ("threads", "max_train_minutes")
 CUTOFFS = [5, 10, 20]
 FIELDS = ("user_id", "item_id", "timestamp")
@@ -260,7 +260,6 @@ class RecBoleSequential(Recommender):
                 trainer.best_valid_result = progress.get("best_valid_result")
                 resumed_from = trainer.start_epoch
         budget_s = float(self.config["max_train_minutes"]) * 60.0
-        spent_before = sum(e["train_s"] + e["valid_s"] for e in progress["epochs"])
 
         def after_epoch(epoch: int, score: float) -> None:
             record = {"epoch": epoch, "train_s": round(timings["train"][-1], 3),
@@ -298,10 +297,9 @@ class RecBoleSequential(Recommender):
         self.net.load_other_parameter(state.get("other_parameter"))
         self.net.eval()
         self.trainer = trainer
-        return self._report(progress, int(state["epoch"]), spent_before, resumed_from)
+        return self._report(progress, int(state["epoch"]), resumed_from)
 
-    def _report(self, progress: dict[str, Any], best_epoch: int, spent_before: float,
-                resumed_from: int | None) -> dict[str, Any]:
+    def _report(self, progress: dict[str, Any], best_epoch: int, resumed_from: int | None) -> dict[str, Any]:
         epochs = progress["epochs"]
         train_s = [e["train_s"] for e in epochs]
         n_train = len(self.train_data._dataset)

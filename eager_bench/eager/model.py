@@ -283,7 +283,9 @@ class EAGER(Recommender):
             f" STT {'on (quirks ' + cfg['stt_quirks'] + ')' if cfg['transfer'] else 'off'}; ranking {cfg['ranking']}"
             f" (beam width {cfg['beam_width']})",
             f"branch k={self.branch} (2-level balanced hierarchical k-means codes, duplicate leaves deduplicated)",
-            "semantic embeddings: all-MiniLM-L6-v2 384-d text (paper: Sentence-T5 768-d); behavior: DIN 96-d",
+            "semantic embeddings: all-MiniLM-L6-v2 384-d text (paper: Sentence-T5 768-d); behavior: DIN 96-d "
+            f"(eager_bench.embeddings profile {cfg['pretrain_profile']!r}, trained on split.train only)",
+            f"warm-up {cfg['warmup_steps']} updates (code: 2000); eval batch {cfg['eval_batch_size']}",
             "checkpoint selected on VALIDATION NDCG@10 (the official code selects on test)",
             ("training instances: every prefix of split.train (TIGER/P5-style), history cap "
              f"{cfg['max_history']}" if cfg["windows"] == "prefixes" else
