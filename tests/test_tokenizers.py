@@ -224,3 +224,18 @@ def test_tokenize_command_json():
     assert reports[0]["branch"] == 7 and reports[0]["n_items"] == 120 and reports[0]["embedding"] == "attributes"
     bad = CliRunner().invoke(app, ["tokenize", "--dataset", "synthetic", "--tokenizer", "random", "--set", "zzz=1"])
     assert bad.exit_code != 0 and "zzz" in str(bad.exception)
+
+
+def test_output_file_keeps_one_report_per_build(tmp_path):
+    import json
+
+    from eager_bench.commands.tokenize import _update_output
+
+    out = tmp_path / "r" / "Beauty.json"
+    base = {"dataset": "Beauty", "embedding": "text", "tokenizer": "hkmeans", "seed": 0, "profile": "cpu",
+            "params": {"k": None}, "build_s": 1.0}
+    _update_output(out, base)
+    _update_output(out, {**base, "build_s": 2.0})  # same build again: replaced
+    _update_output(out, {**base, "tokenizer": "random"})  # another build: added
+    reports = json.loads(out.read_text())
+    assert [(r["tokenizer"], r["build_s"]) for r in reports] == [("hkmeans", 2.0), ("random", 1.0)]
