@@ -130,3 +130,17 @@ def test_real_text_model_encodes_offline():
     assert emb.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert emb[0] @ emb[1] > emb[0] @ emb[2]
+
+
+@pytest.mark.slow
+def test_sasrec_item_table_groups_items_of_one_topic():
+    ds = make_synthetic(n_users=200, n_items=60, n_topics=6)
+    split = leave_one_out(ds)
+    emb, record = embedding_record(ds, split, "sasrec", profile="smoke", overrides={"steps": 60, "batch_size": 64},
+                                   show_progress=False)
+    assert emb.shape == (60, 64) and record["split_fingerprint"] == split.fingerprint
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    topic = np.arange(60) % 6
+    sims = unit @ unit.T
+    same = (topic[:, None] == topic[None]) & ~np.eye(60, dtype=bool)
+    assert sims[same].mean() > sims[topic[:, None] != topic[None]].mean() + 0.03
