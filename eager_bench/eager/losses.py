@@ -36,6 +36,11 @@ def gct_loss(query: torch.Tensor, targets: torch.Tensor, target_ids: torch.Tenso
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
+def _slot(index: torch.Tensor) -> torch.Tensor:
+    """[B] slot numbers -> [B, 3, 1] boolean selector (one_hot would range-check on the host: a GPU sync)."""
+    return (index[:, None] == torch.arange(3, device=index.device))[..., None]
+
+
 def stt_loss(head: TransferHead, decoder: CodeDecoder, codes: torch.Tensor, guide: torch.Tensor, faithful: bool,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked behavior-token reconstruction + corrupted-code recognition, guided by the detached semantic summary.
@@ -59,7 +64,7 @@ def stt_loss(head: TransferHead, decoder: CodeDecoder, codes: torch.Tensor, guid
         masked = torch.full((b,), 1 + int(torch.randint(2, (1,), generator=generator, device=dev)), device=dev)
     else:
         masked = 1 + torch.randint(2, (b,), generator=generator, device=dev)
-    at = F.one_hot(masked, 3).bool()[..., None]
+    at = _slot(masked)
     x_masked = torch.where(at, head.mask.expand(b, 3, -1), x) + pos
     r = head(x_masked, guide)[torch.arange(b, device=dev), masked]  # [B, d]
     detached = rows.detach()
@@ -82,7 +87,7 @@ def stt_loss(head: TransferHead, decoder: CodeDecoder, codes: torch.Tensor, guid
     low = torch.where(corrupt == 1, 0, k)
     span = torch.where(corrupt == 1, k, k * k)
     fake = low + (torch.rand(b, generator=generator, device=dev) * span).long().clamp_max(span - 1)
-    at = F.one_hot(corrupt, 3).bool()[..., None]
+    at = _slot(corrupt)
     # The code corrupts its masked, position-added input in place and adds positions again to both copies.
     base = x_masked if faithful else x
     x_pos, x_neg = base + pos, torch.where(at, rows[fake][:, None].expand(b, 3, -1), base) + pos

@@ -65,7 +65,8 @@ class CodeDecoder(nn.Module):
                 memory_pad: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced hidden states [B, 4, d] for the given codes."""
         x = self.embed(self.inputs(codes))
-        return self.layers(x, memory, tgt_mask=self.causal, memory_key_padding_mask=memory_pad)
+        # tgt_is_causal states what the mask is, so torch does not compare it on every call (a host sync).
+        return self.layers(x, memory, tgt_mask=self.causal, memory_key_padding_mask=memory_pad, tgt_is_causal=True)
 
     def level1_rows(self) -> torch.Tensor:
         return self.embed.tokens.weight[: self.k]
