@@ -35,7 +35,7 @@ class TokenizationPlan:
 
 
 PLANS: dict[str, TokenizationPlan] = {
-    "smoke": TokenizationPlan(["synthetic"], ["text", "din"], [8, 16], [2, 3], [11, 16], "smoke"),
+    "smoke": TokenizationPlan(["synthetic"], ["text", "din"], [16], [2], [11, 16], "smoke"),
     # cpu: each EAGER point ~300 updates (~10-15 min on 2 loaded cores) + one validation; declared in the table.
     "cpu": TokenizationPlan(["Beauty", "Toys_and_Games"], ["text", "din"], [16, 32, 64, 128], [2, 3, 4],
                             [112, 128, 160], "cpu",
