@@ -50,9 +50,12 @@ def tokenization(profile: str = typer.Option("cpu", "--profile", "-p", help="smo
 
     with _progress() as progress:
         task = progress.add_task("tokenization study")
+        target = out or settings.results_dir(results_dir)
+        # the table is rewritten after every point, so an interrupted study leaves what it finished
         result = study.run_study(profile, results_dir, data_dir, datasets, downstream, seed, device,
-                                 lambda text: progress.update(task, description=text))
-    written = study.write_outputs(result, out or settings.results_dir(results_dir), _command())
+                                 lambda text: progress.update(task, description=text),
+                                 lambda partial: study.write_outputs(partial, target, _command()))
+    written = study.write_outputs(result, target, _command())
     for c in result["correlations"]:
         if c["spearman_recall@10"] is not None:
             typer.echo(f"{c['embedding']:>5} {c['metric']:<22} spearman(Recall@10) = {c['spearman_recall@10']:+.3f}"
@@ -85,9 +88,11 @@ def scaling(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (s
 
     with _progress() as progress:
         task = progress.add_task("scaling study")
+        target = out or settings.results_dir(results_dir)
         result = study.run_study(profile, results_dir, data_dir, dataset, models, execute, device,
-                                 lambda text: progress.update(task, description=text))
-    written = study.write_outputs(result, out or settings.results_dir(results_dir), _command())
+                                 lambda text: progress.update(task, description=text),
+                                 lambda partial: study.write_outputs(partial, target, _command()))
+    written = study.write_outputs(result, target, _command())
     for model, fits in result["exponents"].items():
         parts = [f"{name}: a={fit.exponent:.3f} (R^2 {fit.r2:.2f}, n={fit.n_points})"
                  for name, fit in fits.items() if fit is not None]

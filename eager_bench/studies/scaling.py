@@ -18,7 +18,7 @@ from eager_bench.errors import BenchError
 from eager_bench.runner import RunSpec
 from eager_bench.studies.powerlaw import PowerLaw, fit_power_law
 from eager_bench.studies.store import cached_record, find_or_run
-from eager_bench.studies.subsample import register_view, view_name
+from eager_bench.studies.subsample import parse_view, register_view, view_name
 
 GENERATIVE = ("EAGER", "TIGER")
 DEPTH_KEYS: dict[str, tuple[str, ...]] = {"EAGER": ("decoder_layers",), "TIGER": ("num_layers", "num_decoder_layers"),
@@ -73,7 +73,10 @@ def plan_points(plan: ScalingPlan, dataset: str | None = None,
                 if model == "TIGER":
                     over["valid_beam_width"] = beam
                 points.append(("beam", RunSpec(model, knob_ds, plan.model_profile, 0, overrides=over)))
-    return points
+    # smallest data first across models, knob sweeps last: an interrupted study still gives every model's
+    # small points (stable sort keeps the model order within a size)
+    knob_rank = {"users": 0, "depth": 1, "beam": 2}
+    return sorted(points, key=lambda p: (knob_rank[p[0]], parse_view(p[1].dataset)[1]))
 
 
 def _run_isolated(spec: RunSpec, results_dir: Path | None, data_dir: Path | None, device: str) -> None:
@@ -122,13 +125,19 @@ def fit_exponents(rows: list[dict[str, Any]]) -> dict[str, dict[str, PowerLaw | 
 
 def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dataset: str | None = None,
               models: list[str] | None = None, execute: bool = True, device: str = "cpu",
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None,
+              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     if profile not in PLANS:
         raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
     plan = PLANS[profile]
     note = progress or (lambda _: None)
     rows, missing, failed = [], [], []
-    for label, spec in plan_points(plan, dataset, models):
+    points = plan_points(plan, dataset, models)
+    result = {"plan": plan, "profile": profile, "rows": rows, "missing": missing, "failed": failed,
+              "exponents": {}, "pending": [f"{s.model} {s.dataset} {label} {s.overrides or ''}".strip()
+                                           for label, s in points]}
+    for label, spec in points:
+        result["pending"].pop(0)
         register_view(spec.dataset)
         note(f"{spec.model} on {spec.dataset} ({label}: {spec.overrides or {}})")
         record = cached_record(spec, results_dir)
@@ -145,8 +154,10 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
             missing.append(f"{spec.model} {spec.dataset} {label} {spec.overrides or ''}".strip())
             continue
         rows.append(measure(label, spec, record, data_dir))
-    return {"plan": plan, "profile": profile, "rows": rows, "missing": missing, "failed": failed,
-            "exponents": fit_exponents(rows)}
+        result["exponents"] = fit_exponents(rows)
+        if on_update:
+            on_update(result)
+    return result
 
 
 def _fmt(v: Any) -> str:
@@ -169,6 +180,9 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              + ("per point (one process each)." if plan.isolate else "the process high-water mark (in-process "
                                                                      "run: not per point).")
              + " decode_ms_per_user = ranking time of valid+test / (2 x users).", ""]
+    if result.get("pending"):
+        lines += [f"**Pending points ({len(result['pending'])})** (study still running or interrupted): "
+                  + "; ".join(result["pending"]) + f". Complete with: `{command}`.", ""]
     if result["missing"]:
         lines += [f"**Missing points ({len(result['missing'])})**: " + "; ".join(result["missing"])
                   + f". Complete with: `{command}` (finished points are reused).", ""]

@@ -81,7 +81,8 @@ QUALITY_METRICS = ("utilisation", "prefix_utilisation", "collision_rate", "dupli
 
 def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, datasets: list[str] | None = None,
               downstream: bool = True, seed: int = 0, device: str = "cpu",
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None,
+              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     from eager_bench.commands.tokenize import build_report
     from eager_bench.data import load_dataset
 
@@ -89,17 +90,27 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
         raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
     plan = PLANS[profile]
     note = progress or (lambda _: None)
-    rows, runs, missing = [], [], []
+    jobs, n_items = [], {}
     for name in datasets or plan.datasets:
-        n_items = load_dataset(name, data_dir).n_items
-        for emb in plan.embeddings:
-            for tok, params in quality_points(plan, n_items):
-                note(f"{name}: {tok} {params} on {emb}")
-                report = build_report(name, tok, emb, plan.model_profile, seed, device, params, data_dir,
-                                      show_progress=False)
-                rows.append(summarise(report))
+        n_items[name] = load_dataset(name, data_dir).n_items
+        jobs += [(name, emb, tok, params) for emb in plan.embeddings for tok, params in quality_points(plan, n_items[name])]
+    # Cheapest first, so an interrupted study still has whole tiers: plain 2-level codes, then RQ-VAE (trained),
+    # then the long hkmeans trees (k^L padded leaves); text before DIN (DIN trains a model on a cache miss).
+    jobs.sort(key=lambda j: (_tier(j[2], j[3]), j[1] != "text", j[0]))
+    rows, runs, missing = [], [], []
+    result = {"plan": plan, "profile": profile, "quality": rows, "downstream": runs, "missing": missing,
+              "pending": [f"{d}/{e}/{t} {p or ''}".strip() for d, e, t, p in jobs], "correlations": []}
+    for name, emb, tok, params in jobs:
+        note(f"{name}: {tok} {params} on {emb}")
+        report = build_report(name, tok, emb, plan.model_profile, seed, device, params, data_dir,
+                              show_progress=False)
+        rows.append(summarise(report))
+        result["pending"].pop(0)
+        if on_update:
+            on_update(result)
+    for name in n_items:
         for k in plan.downstream_branches:
-            if k * k < n_items:
+            if k * k < n_items[name]:
                 continue
             spec = RunSpec("EAGER", name, plan.model_profile, seed,
                            overrides={"branch": k, **plan.eager_overrides})
@@ -112,8 +123,17 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
             runs.append({"dataset": name, "branch": k, "run_id": record["run_id"],
                          "steps": record["timing"].get("steps"), "train_s": record["timing"]["train_s"],
                          **{m: round(test[m], 4) for m in DOWNSTREAM_METRICS}})
-    return {"plan": plan, "profile": profile, "quality": rows, "downstream": runs, "missing": missing,
-            "correlations": correlations(rows, runs)}
+            result["correlations"] = correlations(rows, runs)
+            if on_update:
+                on_update(result)
+    result["correlations"] = correlations(rows, runs)
+    return result
+
+
+def _tier(tokenizer: str, params: dict[str, Any]) -> int:
+    if tokenizer == "rqvae":
+        return 1
+    return 2 if tokenizer == "hkmeans" and params.get("levels", 2) > 2 else 0
 
 
 def correlations(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,6 +185,9 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              "(hkmeans, 2 levels, k^2 >= N) points have Recall/NDCG; longer codes and other tokenizers are "
              f"code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` (a short run: "
              "compare points with each other, not with the paper).", ""]
+    if result.get("pending"):
+        lines += [f"**Pending code-quality points ({len(result['pending'])})** (not built yet): "
+                  + "; ".join(result["pending"]) + f". Complete with: `{command}` (built codes are cached).", ""]
     if result["missing"]:
         lines += ["**Missing downstream points** (not run yet): " + ", ".join(
             f"{d} branch={k}" for d, k in result["missing"]) + f". Complete with: `{command.replace(' --no-downstream', '')}`"
@@ -186,6 +209,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
                    and r["dataset"] == row["dataset"] and r["branch"] == row["branch"]]
             writer.writerow({**{c: row[c] for c in qcols}, **({m: run[0][m] for m in DOWNSTREAM_METRICS}
                                                               if run else {})})
-    plots = quality_vs_config(result["quality"], out_dir / "plots" / f"study_tokenization_quality{suffix}")
-    plots += quality_vs_recall(result["correlations"], out_dir / "plots" / f"study_tokenization_vs_recall{suffix}")
+    plots = []
+    if result["quality"]:
+        plots += quality_vs_config(result["quality"], out_dir / "plots" / f"study_tokenization_quality{suffix}")
+    if result["correlations"]:
+        plots += quality_vs_recall(result["correlations"],
+                                   out_dir / "plots" / f"study_tokenization_vs_recall{suffix}")
     return [md, csv_path, *plots]
