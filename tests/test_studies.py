@@ -118,3 +118,17 @@ def test_smoke_scaling_study_writes_table_plots_and_exponents(tmp_path: Path) ->
     assert "## Fitted log-log exponents" in (out / "study_scaling_smoke.md").read_text()
     for stem in ("study_scaling_time_smoke", "study_scaling_decode_smoke"):
         assert (out / "plots" / f"{stem}.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_budget_leaves_points_pending_and_names_the_command(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["study", "tokenization", "--profile", "smoke", "--no-downstream",
+                                 "--budget-minutes", "0.000001", "--out", str(tmp_path / "out"),
+                                 "--results-dir", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "out" / "study_tokenization_smoke.md").read_text()
+    # at most the first of the 12 points (2 streams x (2 hkmeans + 4 other tokenizers)) starts within the budget
+    assert "**Pending code-quality points (11)**" in md or "**Pending code-quality points (12)**" in md
+    assert "synthetic branch=11, synthetic branch=16" in md
+    assert "eager-bench study tokenization --profile smoke --no-downstream" in md
+    assert not (tmp_path / "res" / "studies").exists()  # nothing ran

@@ -36,6 +36,9 @@ def tokenization(profile: str = typer.Option("cpu", "--profile", "-p", help="smo
                  downstream: bool = typer.Option(True, "--downstream/--no-downstream", help="Run missing EAGER "
                                                  "points (else: only reuse finished ones)."),
                  seed: int = typer.Option(0, "--seed", help="Seed of embeddings, tokenizers and EAGER."),
+                 budget_minutes: float = typer.Option(0.0, "--budget-minutes", help="Start no new code-quality "
+                                                      "point after this many minutes (0 = no limit); the rest are "
+                                                      "listed as pending in the table."),
                  device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
                  data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=f"Dataset folder (env "
                                                          f"{settings.DATA_ENV})."),
@@ -54,7 +57,8 @@ def tokenization(profile: str = typer.Option("cpu", "--profile", "-p", help="smo
         # the table is rewritten after every point, so an interrupted study leaves what it finished
         result = study.run_study(profile, results_dir, data_dir, datasets, downstream, seed, device,
                                  lambda text: progress.update(task, description=text),
-                                 lambda partial: study.write_outputs(partial, target, _command()))
+                                 lambda partial: study.write_outputs(partial, target, _command()),
+                                 budget_minutes)
     written = study.write_outputs(result, target, _command())
     for c in result["correlations"]:
         if c["spearman_recall@10"] is not None:

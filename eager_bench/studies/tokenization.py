@@ -82,7 +82,11 @@ QUALITY_METRICS = ("utilisation", "prefix_utilisation", "collision_rate", "dupli
 def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, datasets: list[str] | None = None,
               downstream: bool = True, seed: int = 0, device: str = "cpu",
               progress: Callable[[str], None] | None = None,
-              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_update: Callable[[dict[str, Any]], None] | None = None,
+              budget_minutes: float = 0.0) -> dict[str, Any]:
+    """`budget_minutes` > 0: start no new code-quality point after that long (the rest stay listed as pending)."""
+    import time
+
     from eager_bench.commands.tokenize import build_report
     from eager_bench.data import load_dataset
 
@@ -97,10 +101,14 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
     # Cheapest first, so an interrupted study still has whole tiers: plain 2-level codes, then RQ-VAE (trained),
     # then the long hkmeans trees (k^L padded leaves); text before DIN (DIN trains a model on a cache miss).
     jobs.sort(key=lambda j: (_tier(j[2], j[3]), j[1] != "text", j[0]))
-    rows, runs, missing = [], [], []
+    rows, runs = [], []
+    missing = [(name, k) for name in n_items for k in plan.downstream_branches if k * k >= n_items[name]]
+    start = time.monotonic()
     result = {"plan": plan, "profile": profile, "quality": rows, "downstream": runs, "missing": missing,
               "pending": [f"{d}/{e}/{t} {p or ''}".strip() for d, e, t, p in jobs], "correlations": []}
     for name, emb, tok, params in jobs:
+        if budget_minutes and time.monotonic() - start > 60 * budget_minutes:
+            break
         note(f"{name}: {tok} {params} on {emb}")
         report = build_report(name, tok, emb, plan.model_profile, seed, device, params, data_dir,
                               show_progress=False)
@@ -117,8 +125,8 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
             note(f"{name}: EAGER branch={k}" + ("" if downstream else " (lookup only)"))
             record = find_or_run(spec, results_dir, data_dir, device, execute=downstream)
             if record is None:
-                missing.append((name, k))
                 continue
+            missing.remove((name, k))
             test = record["metrics"]["test"]
             runs.append({"dataset": name, "branch": k, "run_id": record["run_id"],
                          "steps": record["timing"].get("steps"), "train_s": record["timing"]["train_s"],
@@ -187,10 +195,12 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              "compare points with each other, not with the paper).", ""]
     if result.get("pending"):
         lines += [f"**Pending code-quality points ({len(result['pending'])})** (not built yet): "
-                  + "; ".join(result["pending"]) + f". Complete with: `{command}` (built codes are cached).", ""]
+                  + "; ".join(result["pending"]) + f". Complete with: `eager-bench study tokenization --profile "
+                  f"{result['profile']} --no-downstream` (built codes are cached).", ""]
     if result["missing"]:
         lines += ["**Missing downstream points** (not run yet): " + ", ".join(
-            f"{d} branch={k}" for d, k in result["missing"]) + f". Complete with: `{command.replace(' --no-downstream', '')}`"
+            f"{d} branch={k}" for d, k in result["missing"]) + ". Complete with: `eager-bench study tokenization "
+            f"--profile {result['profile']}`"
             " (finished points are reused).", ""]
     lines += ["## Code quality", "", *_md_table(result["quality"], qcols), "",
               "## Downstream EAGER (test)", "", *(_md_table(result["downstream"], dcols) if result["downstream"]
