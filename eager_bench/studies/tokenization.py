@@ -1,0 +1,228 @@
+"""Tokenization study: code quality of every tokenizer point (eager_bench.tokenizers.quality, through the same
+`build_report` as `eager-bench tokenize`) and, where EAGER can take the codes, EAGER's downstream Recall/NDCG.
+
+EAGER builds its own codes: `hkmeans` with 2 levels over both streams, branch from its `branch` key. So downstream
+runs exist only for (hkmeans, levels=2, branch=k with k^2 >= N); other tokenizers and lengths get code quality only.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from eager_bench.errors import BenchError
+from eager_bench.runner import RunSpec
+from eager_bench.studies.store import find_or_run
+
+OTHER_TOKENIZERS = ("hkmeans-clean", "rqvae", "rkmeans", "random")
+DOWNSTREAM_METRICS = ("Recall@5", "Recall@10", "NDCG@5", "NDCG@10")
+
+
+@dataclass
+class TokenizationPlan:
+    datasets: list[str]
+    embeddings: list[str]
+    branches: list[int]  # the paper's (#branch, #length) grid for hkmeans
+    lengths: list[int]
+    downstream_branches: list[int]  # 2-level EAGER runs (need k^2 >= N)
+    model_profile: str
+    eager_overrides: dict[str, Any] = field(default_factory=dict)
+    max_leaves_per_item: int = 32  # skip k^L > this * N: the padded tree would mostly be duplicate leaves
+
+
+PLANS: dict[str, TokenizationPlan] = {
+    "smoke": TokenizationPlan(["synthetic"], ["text", "din"], [16], [2], [11, 16], "smoke"),
+    # cpu: each EAGER point ~300 updates (~10-15 min on 2 loaded cores) + one validation; declared in the table.
+    "cpu": TokenizationPlan(["Beauty", "Toys_and_Games"], ["text", "din"], [16, 32, 64, 128], [2, 3, 4],
+                            [112, 128, 160], "cpu",
+                            {"steps": 300, "eval_every": 300, "checkpoint_every": 100, "warmup_steps": 100,
+                             "max_train_minutes": 15.0}),
+}
+
+
+def quality_points(plan: TokenizationPlan, n_items: int) -> list[tuple[str, dict[str, Any]]]:
+    """(tokenizer, params) per point: the valid hkmeans grid, the downstream branches at 2 levels, the others."""
+    points: list[tuple[str, dict[str, Any]]] = []
+    for k in plan.branches:
+        for length in plan.lengths:
+            if n_items <= k ** length <= plan.max_leaves_per_item * n_items:
+                points.append(("hkmeans", {"k": k, "levels": length}))
+    for k in plan.downstream_branches:
+        if k * k >= n_items and ("hkmeans", {"k": k, "levels": 2}) not in points:
+            points.append(("hkmeans", {"k": k, "levels": 2}))
+    points += [(name, {}) for name in OTHER_TOKENIZERS]
+    return points
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """One flat table row from a code_quality report (scalars; per-level lists averaged or joined)."""
+    coh = [c for c in report["coherence"] if c is not None]
+    return {
+        "dataset": report["dataset"], "embedding": report["embedding"], "tokenizer": report["tokenizer"],
+        "branch": report["branch"], "levels": report["levels"], "n_items": report["n_items"],
+        "utilisation": round(float(np.mean(report["utilisation"])), 4),
+        "prefix_utilisation": round(float(np.mean(report["prefix_utilisation"])), 4),
+        "collision_rate": report["collision_rate"], "duplicate_leaf_share": report["duplicate_leaf_share"],
+        "code_entropy_ratio": round(report["code_entropy"] / report["max_entropy"], 4),
+        "coherence_l1_lift": None if not report["coherence"] or report["coherence"][0] is None
+        else round(report["coherence"][0] - report["coherence_baseline"], 4),
+        "coherence_last_lift": round(coh[-1] - report["coherence_baseline"], 4) if coh else None,
+        "build_s": report["build_s"],
+    }
+
+
+QUALITY_METRICS = ("utilisation", "prefix_utilisation", "collision_rate", "duplicate_leaf_share",
+                   "code_entropy_ratio", "coherence_l1_lift", "coherence_last_lift")
+
+
+def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, datasets: list[str] | None = None,
+              downstream: bool = True, seed: int = 0, device: str = "cpu",
+              progress: Callable[[str], None] | None = None,
+              on_update: Callable[[dict[str, Any]], None] | None = None,
+              budget_minutes: float = 0.0) -> dict[str, Any]:
+    """`budget_minutes` > 0: start no new code-quality point after that long (the rest stay listed as pending)."""
+    import time
+
+    from eager_bench.commands.tokenize import build_report
+    from eager_bench.data import load_dataset
+
+    if profile not in PLANS:
+        raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
+    plan = PLANS[profile]
+    note = progress or (lambda _: None)
+    jobs, n_items = [], {}
+    for name in datasets or plan.datasets:
+        n_items[name] = load_dataset(name, data_dir).n_items
+        jobs += [(name, emb, tok, params) for emb in plan.embeddings for tok, params in quality_points(plan, n_items[name])]
+    # Cheapest first, so an interrupted study still has whole tiers: plain 2-level codes, then RQ-VAE (trained),
+    # then the long hkmeans trees (k^L padded leaves); text before DIN (DIN trains a model on a cache miss).
+    jobs.sort(key=lambda j: (_tier(j[2], j[3]), j[1] != "text", j[0]))
+    rows, runs = [], []
+    missing = [(name, k) for name in n_items for k in plan.downstream_branches if k * k >= n_items[name]]
+    start = time.monotonic()
+    result = {"plan": plan, "profile": profile, "quality": rows, "downstream": runs, "missing": missing,
+              "pending": [f"{d}/{e}/{t} {p or ''}".strip() for d, e, t, p in jobs], "correlations": []}
+    for name, emb, tok, params in jobs:
+        if budget_minutes and time.monotonic() - start > 60 * budget_minutes:
+            break
+        note(f"{name}: {tok} {params} on {emb}")
+        report = build_report(name, tok, emb, plan.model_profile, seed, device, params, data_dir,
+                              show_progress=False)
+        rows.append(summarise(report))
+        result["pending"].pop(0)
+        if on_update:
+            on_update(result)
+    for name in n_items:
+        for k in plan.downstream_branches:
+            if k * k < n_items[name]:
+                continue
+            spec = RunSpec("EAGER", name, plan.model_profile, seed,
+                           overrides={"branch": k, **plan.eager_overrides})
+            note(f"{name}: EAGER branch={k}" + ("" if downstream else " (lookup only)"))
+            record = find_or_run(spec, results_dir, data_dir, device, execute=downstream)
+            if record is None:
+                continue
+            missing.remove((name, k))
+            test = record["metrics"]["test"]
+            runs.append({"dataset": name, "branch": k, "run_id": record["run_id"],
+                         "steps": record["timing"].get("steps"), "train_s": record["timing"]["train_s"],
+                         **{m: round(test[m], 4) for m in DOWNSTREAM_METRICS}})
+            result["correlations"] = correlations(rows, runs)
+            if on_update:
+                on_update(result)
+    result["correlations"] = correlations(rows, runs)
+    return result
+
+
+def _tier(tokenizer: str, params: dict[str, Any]) -> int:
+    if tokenizer == "rqvae":
+        return 1
+    return 2 if tokenizer == "hkmeans" and params.get("levels", 2) > 2 else 0
+
+
+def correlations(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spearman rank correlation of each code-quality metric (per stream) with EAGER's Recall@10 over the
+    downstream points (the matching hkmeans 2-level row of the same dataset and branch)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for emb in sorted({r["embedding"] for r in rows}):
+        for metric in QUALITY_METRICS:
+            xs, ys = [], []
+            for run in runs:
+                match = [r for r in rows if r["dataset"] == run["dataset"] and r["embedding"] == emb
+                         and r["tokenizer"] == "hkmeans" and r["levels"] == 2 and r["branch"] == run["branch"]]
+                if match and match[0][metric] is not None:
+                    xs.append(match[0][metric])
+                    ys.append(run["Recall@10"])
+            rho = None
+            if len(xs) >= 3 and len(set(xs)) > 1 and len(set(ys)) > 1:
+                rho = float(spearmanr(xs, ys).statistic)
+            out.append({"embedding": emb, "metric": metric, "n": len(xs),
+                        "spearman_recall@10": None if rho is None else round(rho, 3), "x": xs, "y": ys})
+    return out
+
+
+def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    fmt = lambda v: "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]]
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[Path]:
+    from eager_bench.studies.plots import quality_vs_config, quality_vs_recall
+
+    suffix = "" if result["profile"] == "cpu" else f"_{result['profile']}"
+    stem = out_dir / f"study_tokenization{suffix}"
+    plan: TokenizationPlan = result["plan"]
+    qcols = ["dataset", "embedding", "tokenizer", "branch", "levels", *QUALITY_METRICS, "build_s"]
+    dcols = ["dataset", "branch", "steps", "train_s", *DOWNSTREAM_METRICS, "run_id"]
+    lines = [f"# Tokenization study ({result['profile']} profile)", "",
+             f"Reproduce: `{command}`.", "",
+             "Code quality from `eager_bench.tokenizers.quality.code_quality` (utilisation/prefix utilisation "
+             "averaged over levels; code_entropy_ratio = entropy of the full semantic code / log2(N); coherence "
+             "lift = mean intra-cluster cosine minus the all-pairs baseline, first and last semantic level). "
+             f"hkmeans grid: branch {plan.branches} x length {plan.lengths}, kept where N <= k^L <= "
+             f"{plan.max_leaves_per_item}N (EAGER's tree pads to k^L leaves, so k^L < N cannot hold the catalog). "
+             "Other tokenizers use their defaults.", "",
+             "Downstream: EAGER is a 2-level model that builds its own hkmeans codes from its `branch` key, so only "
+             "(hkmeans, 2 levels, k^2 >= N) points have Recall/NDCG; longer codes and other tokenizers are "
+             f"code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` (a short run: "
+             "compare points with each other, not with the paper).", ""]
+    if result.get("pending"):
+        lines += [f"**Pending code-quality points ({len(result['pending'])})** (not built yet): "
+                  + "; ".join(result["pending"]) + f". Complete with: `eager-bench study tokenization --profile "
+                  f"{result['profile']} --no-downstream` (built codes are cached).", ""]
+    if result["missing"]:
+        lines += ["**Missing downstream points** (not run yet): " + ", ".join(
+            f"{d} branch={k}" for d, k in result["missing"]) + ". Complete with: `eager-bench study tokenization "
+            f"--profile {result['profile']}`"
+            " (finished points are reused).", ""]
+    lines += ["## Code quality", "", *_md_table(result["quality"], qcols), "",
+              "## Downstream EAGER (test)", "", *(_md_table(result["downstream"], dcols) if result["downstream"]
+                                                  else ["(none finished)"]), "",
+              "## Which code-quality metric predicts Recall@10 (Spearman over downstream points)", "",
+              *_md_table(result["correlations"], ["embedding", "metric", "n", "spearman_recall@10"]), ""]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = stem.with_suffix(".md")
+    md.write_text("\n".join(lines))
+    csv_path = stem.with_suffix(".csv")
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=qcols + [m for m in DOWNSTREAM_METRICS])
+        writer.writeheader()
+        for row in result["quality"]:
+            run = [r for r in result["downstream"] if row["tokenizer"] == "hkmeans" and row["levels"] == 2
+                   and r["dataset"] == row["dataset"] and r["branch"] == row["branch"]]
+            writer.writerow({**{c: row[c] for c in qcols}, **({m: run[0][m] for m in DOWNSTREAM_METRICS}
+                                                              if run else {})})
+    plots = []
+    if result["quality"]:
+        plots += quality_vs_config(result["quality"], out_dir / "plots" / f"study_tokenization_quality{suffix}")
+    if result["correlations"]:
+        plots += quality_vs_recall(result["correlations"],
+                                   out_dir / "plots" / f"study_tokenization_vs_recall{suffix}")
+    return [md, csv_path, *plots]

@@ -1,0 +1,134 @@
+"""Studies: exponent fitting, the user-subsample view, and the smoke profile of both study commands end to end."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from eager_bench.cli import app
+from eager_bench.errors import BenchError
+from eager_bench.studies.powerlaw import fit_power_law
+from eager_bench.studies.subsample import parse_view, register_view, subsample_users
+
+runner = CliRunner()
+
+
+def test_power_law_recovers_exponent() -> None:
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1e3, 1e6, 12)
+    y = 3.0 * x ** 1.7 * np.exp(rng.normal(0, 0.02, len(x)))
+    fit = fit_power_law(x, y)
+    assert fit is not None and fit.n_points == 12
+    assert fit.exponent == pytest.approx(1.7, abs=0.02)
+    assert fit.coefficient == pytest.approx(3.0, rel=0.3)
+    assert fit.r2 > 0.99
+
+
+def test_power_law_needs_two_sizes_and_drops_nonpositive() -> None:
+    assert fit_power_law([5, 5, 5], [1, 2, 3]) is None
+    fit = fit_power_law([1, 10, 100, 0], [2, 20, 200, -1])  # the (0, -1) pair cannot be logged
+    assert fit is not None and fit.n_points == 3 and fit.exponent == pytest.approx(1.0)
+
+
+def test_user_view_reindexes_items() -> None:
+    from eager_bench.data import load_dataset
+
+    full = load_dataset("synthetic")
+    name = register_view("synthetic@users=0.25")
+    view = load_dataset(name)
+    assert view.name == name and view.n_users == round(0.25 * full.n_users)
+    used = np.unique(np.concatenate(view.sequences))
+    assert used[0] == 1 and used[-1] == view.n_items and len(used) == view.n_items  # contiguous 1..n
+    assert len(view.item_records) == view.n_items
+    # the same users, in order, with the same item texts after re-indexing
+    again = subsample_users(full, 0.25)
+    assert all(np.array_equal(a, b) for a, b in zip(again.sequences, view.sequences))
+    assert parse_view("Beauty") == ("Beauty", 1.0)
+    with pytest.raises(BenchError):
+        register_view("synthetic@users=1.5")
+    with pytest.raises(BenchError):
+        register_view("nope@users=0.5")
+
+
+def test_view_keeps_item_identity() -> None:
+    from eager_bench.data import load_dataset
+
+    full = load_dataset("synthetic")
+    view = subsample_users(full, 0.5, seed=3)
+    users = np.sort(np.random.default_rng(3).choice(full.n_users, size=view.n_users, replace=False))
+    old, new = full.sequences[users[0]], view.sequences[0]
+    for o, n in zip(old, new):
+        assert full.item_records[o - 1] == view.item_records[n - 1]
+
+
+@pytest.mark.parametrize("args", [["study", "--help"], ["study", "tokenization", "--help"],
+                                  ["study", "scaling", "--help"]])
+def test_help(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_unknown_profile_is_a_clean_error(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "eager_bench.cli", "study", "scaling", "--profile", "huge", "--out",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown study profile 'huge'" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+@pytest.mark.slow
+def test_smoke_tokenization_study_writes_table_and_plots(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["study", "tokenization", "--profile", "smoke", "--out", str(tmp_path / "out"),
+                                 "--results-dir", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    md = (out / "study_tokenization_smoke.md").read_text()
+    assert "## Code quality" in md and "## Downstream EAGER" in md
+    rows = list(csv.DictReader((out / "study_tokenization_smoke.csv").open()))
+    assert {r["tokenizer"] for r in rows} == {"hkmeans", "hkmeans-clean", "rqvae", "rkmeans", "random"}
+    assert {r["embedding"] for r in rows} == {"text", "din"}
+    eager_rows = [r for r in rows if r["Recall@10"]]  # downstream joined onto the 2-level hkmeans rows
+    assert {r["branch"] for r in eager_rows} == {"11", "16"} and all(r["tokenizer"] == "hkmeans" for r in eager_rows)
+    for stem in ("study_tokenization_quality_smoke", "study_tokenization_vs_recall_smoke"):
+        assert (out / "plots" / f"{stem}.png").stat().st_size > 0
+    # EAGER runs went to the study store, not the leaderboard's
+    assert list((tmp_path / "res" / "studies" / "synthetic" / "EAGER").glob("*.json"))
+    assert not (tmp_path / "res" / "synthetic").exists()
+
+
+@pytest.mark.slow
+def test_smoke_scaling_study_writes_table_plots_and_exponents(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["study", "scaling", "--profile", "smoke", "--model", "Markov", "--model", "EAGER",
+                                 "--out", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    assert "time_vs_interactions: a=" in result.output
+    out = tmp_path / "out"
+    rows = list(csv.DictReader((out / "study_scaling_smoke.csv").open()))
+    users = [r for r in rows if r["knob"] == "users"]
+    assert {(r["model"], r["dataset"]) for r in users} == {(m, d) for m in ("Markov", "EAGER")
+                                                           for d in ("synthetic@users=0.5", "synthetic")}
+    assert {r["depth"] for r in rows if r["model"] == "EAGER" and r["knob"] == "depth"} == {"1", "2"}
+    assert all(float(r["train_s"]) > 0 and float(r["decode_ms_per_user"]) >= 0 for r in rows)
+    assert "## Fitted log-log exponents" in (out / "study_scaling_smoke.md").read_text()
+    for stem in ("study_scaling_time_smoke", "study_scaling_decode_smoke"):
+        assert (out / "plots" / f"{stem}.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_budget_leaves_points_pending_and_names_the_command(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["study", "tokenization", "--profile", "smoke", "--no-downstream",
+                                 "--budget-minutes", "0.000001", "--out", str(tmp_path / "out"),
+                                 "--results-dir", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "out" / "study_tokenization_smoke.md").read_text()
+    # at most the first of the 12 points (2 streams x (2 hkmeans + 4 other tokenizers)) starts within the budget
+    assert "**Pending code-quality points (11)**" in md or "**Pending code-quality points (12)**" in md
+    assert "synthetic branch=11, synthetic branch=16" in md
+    assert "eager-bench study tokenization --profile smoke --no-downstream" in md
+    assert not (tmp_path / "res" / "studies").exists()  # nothing ran
