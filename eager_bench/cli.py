@@ -118,7 +118,7 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             overrides: list[str] = typer.Option(None, "--set", help="key=value config override (repeatable)."),
             device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
             force: bool = typer.Option(False, "--force", help="Re-run even if a result with this config exists."),
-            dry_run: bool = typer.Option(False, "--dry-run", help="With --all: list what would run or is cached."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="List what would run or is cached; train nothing."),
             keep_going: bool = typer.Option(False, "--keep-going", help="With --all: finish the other runs when one "
                                             "fails, then name every failure."),
             no_report: bool = typer.Option(False, "--no-report", help="With --all: skip writing the report."),
@@ -175,6 +175,13 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
     parsed = dict(parse_override(text) for text in overrides or [])
     spec = RunSpec(model=model, dataset=dataset, profile=profile, seed=seed, variant=variant, config_file=config,
                    overrides=parsed or None)
+    if dry_run:
+        from eager_bench.runner import planned_path
+
+        path = planned_path(spec, results_root)
+        console.print(f"{model} on {dataset} ({profile}, {variant}, seed {seed}): "
+                      f"{'cached' if path.exists() else 'would run'} -> {path}")
+        return
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: DDP inside the model, rank 0 writes
         from eager_bench.distributed import run_distributed
 

@@ -69,3 +69,10 @@ def test_run_prints_metrics_and_writes_the_result(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Recall@5" in out.stdout
     assert len(list((tmp_path / "synthetic" / "Markov").glob("*.json"))) == 1
+
+
+def test_dry_run_trains_nothing(tmp_path: Path) -> None:
+    out = cli("run", "--model", "Markov", "--dataset", "synthetic", "--dry-run", "--results-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "would run" in out.stdout
+    assert not list(tmp_path.rglob("*.json"))
