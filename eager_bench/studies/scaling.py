@@ -182,10 +182,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              + " decode_ms_per_user = ranking time of valid+test / (2 x users).", ""]
     if result.get("pending"):
         lines += [f"**Pending points ({len(result['pending'])})** (study still running or interrupted): "
-                  + "; ".join(result["pending"]) + f". Complete with: `{command}`.", ""]
+                  + "; ".join(result["pending"]) + f". Complete with: `{command.replace(' --no-run', '')}`.", ""]
     if result["missing"]:
         lines += [f"**Missing points ({len(result['missing'])})**: " + "; ".join(result["missing"])
-                  + f". Complete with: `{command}` (finished points are reused).", ""]
+                  + f". Complete with: `{command.replace(' --no-run', '')}` (finished points are reused).", ""]
     if result["failed"]:
         lines += ["**Failed points**: " + "; ".join(result["failed"]), ""]
     lines += ["## Fitted log-log exponents (numpy.polyfit on the `users` points)", "",

@@ -188,7 +188,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              "lift = mean intra-cluster cosine minus the all-pairs baseline, first and last semantic level). "
              f"hkmeans grid: branch {plan.branches} x length {plan.lengths}, kept where N <= k^L <= "
              f"{plan.max_leaves_per_item}N (EAGER's tree pads to k^L leaves, so k^L < N cannot hold the catalog). "
-             "Other tokenizers use their defaults.", "",
+             "Other tokenizers use their defaults. `levels` is the code length including the disambiguation "
+             "token that hkmeans-clean, rkmeans and rqvae append (their semantic length is levels - 1).", "",
              "Downstream: EAGER is a 2-level model that builds its own hkmeans codes from its `branch` key, so only "
              "(hkmeans, 2 levels, k^2 >= N) points have Recall/NDCG; longer codes and other tokenizers are "
              f"code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` (a short run: "
