@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from eager_bench.config import DEFAULT_VARIANT  # noqa: E402
+from eager_bench.report.collect import OURS  # noqa: E402
 from eager_bench.report.board import Board  # noqa: E402
 
 # Fixed metadata so the same board gives the same files (PDF otherwise embeds its creation date).
@@ -31,8 +32,10 @@ def _save(fig: plt.Figure, stem: Path) -> list[Path]:
 
 def _bars(board: Board, profile: str, title: str) -> plt.Figure:
     datasets = [d for p, d in board.sections if p == profile]
-    # The leaderboard figure compares models; EAGER's variants have their own ablation figure.
-    rows = [r for r in board.rows[profile] if board.kind == "ablation" or r.variant == DEFAULT_VARIANT]
+    # The leaderboard figure compares models, baseline variants included (dropping a tuned baseline would flatter
+    # EAGER); EAGER's own variants have their own ablation figure.
+    rows = [r for r in board.rows[profile]
+            if board.kind == "ablation" or r.model != OURS or r.variant == DEFAULT_VARIANT]
     metrics = list(board.metrics)
     fig, axes = plt.subplots(len(datasets), 1, figsize=(max(8.0, 1.3 * len(metrics) + 0.35 * len(rows) * 2),
                                                         3.2 * len(datasets)), squeeze=False)
