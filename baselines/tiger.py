@@ -22,6 +22,7 @@ from baselines.tiger_decode import CodeTable, constrained_beam_search, level_log
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
+from eager_bench.models.training_state import atomic_save, load_training_state, save_training_state
 from eager_bench.split import EvalSet, Split
 from eager_bench.tokenizers.base import Tokenizer
 
@@ -209,13 +210,9 @@ class TIGER(Recommender):
         state = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "best_step": 0, "curve": [], "bad_evals": 0,
                  "train_s": 0.0, "samples": 0, "stopped": "max_steps"}
         ckpt = self._checkpoint("checkpoint.pt")
-        if ckpt.exists():
-            saved = torch.load(ckpt, map_location=self.device, weights_only=False)
-            self.model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["torch_rng"])
-            state = saved["state"]
+        resumed = load_training_state(ckpt, self.model, optimizer, scheduler, self.device)
+        if resumed is not None:
+            state = resumed
             self.context.logger.info("TIGER: resumed at step %d from %s", state["step"], ckpt)
 
         if self.device.type == "cuda":
@@ -290,7 +287,7 @@ class TIGER(Recommender):
                                  score, metrics["Recall@10"])
         if score > state["best"]:
             state["best"], state["best_step"], state["bad_evals"] = score, state["step"], 0
-            torch.save(self.model.state_dict(), self._checkpoint("best.pt"))
+            atomic_save(self.model.state_dict(), self._checkpoint("best.pt"))
         else:
             state["bad_evals"] += 1
         done = state["step"] >= c["max_steps"]
@@ -298,10 +295,7 @@ class TIGER(Recommender):
             state["stopped"], done = "patience", True
         if c["max_train_minutes"] and state["train_s"] >= 60 * c["max_train_minutes"]:
             state["stopped"], done = "time_budget", True
-        tmp = self._checkpoint("checkpoint.pt.tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state}, tmp)
-        tmp.replace(self._checkpoint("checkpoint.pt"))
+        save_training_state(self._checkpoint("checkpoint.pt"), self.model, optimizer, scheduler, state, self.device)
         return done
 
     def _report(self, state: dict[str, Any], n_samples: int) -> dict[str, Any]:

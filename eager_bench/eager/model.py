@@ -23,6 +23,7 @@ from eager_bench.eager.network import STREAMS, EagerNet
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
+from eager_bench.models.training_state import load_training_state, save_training_state
 from eager_bench.split import Split
 
 EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}
@@ -165,11 +166,6 @@ class EAGER(Recommender):
                 total = total + recon + recog
         return total, parts
 
-    def _checkpoint(self, path: Path, state: dict[str, Any]) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
-
     def fit(self, split: Split) -> dict[str, Any]:
         cfg, ctx = self.config, self.context
         if cfg["threads"]:
@@ -189,22 +185,13 @@ class EAGER(Recommender):
         state = {"step": 0, "best": -1.0, "best_step": 0, "best_state": None, "curve": [], "losses": [],
                  "train_s": 0.0}
         ckpt = ctx.checkpoint_path("eager.pt")
-        if ckpt.exists():
-            saved = torch.load(ckpt, map_location=self.device, weights_only=False)
-            self.net.load_state_dict(saved["net"])
-            opt.load_state_dict(saved["opt"])
-            sched.load_state_dict(saved["sched"])
-            torch.set_rng_state(saved["rng"])
-            if saved.get("cuda_rng") is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
-            state = saved["state"]
+        resumed = load_training_state(ckpt, self.net, opt, sched, self.device)
+        if resumed is not None:
+            state = resumed
             ctx.logger.info("EAGER: resumed from %s at step %d", ckpt, state["step"])
 
         def save() -> None:
-            self._checkpoint(ckpt, {"net": self.net.state_dict(), "opt": opt.state_dict(),
-                                    "sched": sched.state_dict(), "rng": torch.get_rng_state(),
-                                    "cuda_rng": torch.cuda.get_rng_state(self.device)
-                                    if self.device.type == "cuda" else None, "state": state})
+            save_training_state(ckpt, self.net, opt, sched, state, self.device)
 
         steps, halt = int(cfg["steps"]), int(cfg["halt_after_steps"])
         perm, perm_epoch = None, -1

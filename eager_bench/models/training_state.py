@@ -1,0 +1,41 @@
+"""Resumable training state for the suite's own torch models (EAGER, TIGER): one format, written atomically.
+
+A killed run must resume and lose nothing, so the checkpoint holds the model, optimizer, scheduler, the RNG states
+that drive dropout and sampling, and the loop's own bookkeeping; a kill during the write leaves the previous file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                        state: dict[str, Any], device: torch.device) -> None:
+    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                 "state": state}, path)
+
+
+def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                        device: torch.device) -> dict[str, Any] | None:
+    """Restore everything `save_training_state` wrote and return the loop's state; None when there is no file."""
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    if saved.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    return saved["state"]
