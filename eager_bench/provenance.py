@@ -68,3 +68,13 @@ def hardware(device: str = "cpu") -> dict[str, Any]:
     except ImportError:
         pass
     return info
+
+
+def measurement_context(device: str = "cpu") -> dict[str, Any]:
+    """Where and when a measurement outside the runner (a benchmark, a code-quality report) was taken.
+
+    The 1-minute load average is kept because this machine is shared: a timing taken under load is not comparable
+    with one taken on a quiet machine.
+    """
+    return {"created": now_iso(), **git_state(), "packages": package_versions(), "hardware": hardware(device),
+            "load_avg_1min": round(os.getloadavg()[0], 2)}

@@ -18,6 +18,7 @@ def build_report(dataset: str, tokenizer: str, embedding: str, profile: str = "c
     """Embeddings -> tokenizer (both cached) -> code-quality metrics, as one JSON-able dict."""
     from eager_bench.data import load_dataset
     from eager_bench.embeddings import embedding_record
+    from eager_bench.provenance import measurement_context
     from eager_bench.tokenizers import build_tokenizer, tokenizer_class
     from eager_bench.tokenizers.quality import code_quality
 
@@ -39,7 +40,8 @@ def build_report(dataset: str, tokenizer: str, embedding: str, profile: str = "c
               "embedding_record": {k: record.get(k) for k in ("model", "method", "profile", "config", "seconds",
                                                               "valid_sampled_loss", "split_fingerprint")
                                    if k in record},
-              "seed": seed, "profile": profile, **code_quality(tok, matrix)}
+              "seed": seed, "profile": profile, **code_quality(tok, matrix),
+              "provenance": measurement_context(device)}
     return report
 
 
