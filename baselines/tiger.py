@@ -22,6 +22,7 @@ from baselines.tiger_decode import CodeTable, constrained_beam_search, level_log
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
+from eager_bench.distributed import all_reduce_sum, barrier, current, loss_module, shard_rows
 from eager_bench.models.training_state import atomic_save, load_training_state, save_training_state
 from eager_bench.split import EvalSet, Split
 from eager_bench.tokenizers.base import Tokenizer
@@ -57,6 +58,7 @@ def user_bucket(users: np.ndarray, buckets: int) -> np.ndarray:
 
 class TIGER(Recommender):
     config_file: ClassVar[Path] = Path(__file__).with_suffix(".yaml")
+    data_parallel: ClassVar[bool] = True
     eval_batch_size: ClassVar[int] = 256
 
     @classmethod
@@ -196,11 +198,15 @@ class TIGER(Recommender):
         c = self.config
         if c["threads"]:
             torch.set_num_threads(c["threads"])
+        # One process, or one rank of a torchrun job (same global batches everywhere, each rank its slice, DDP
+        # averages gradients, rank 0 alone writes checkpoints).
+        self.ddp = ddp = current(self.context.device)
         torch.manual_seed(self.context.seed)
         self._setup_vocabulary(build_semantic_ids(self.dataset, split, c, self.context.seed, self.context.device,
                                                   self.context.show_progress))
         self.model = self._new_model()
         optimizer, scheduler = self._optimizer()
+        step_loss = loss_module(self.model, self._loss, ddp, find_unused_parameters=True)
 
         raw, targets = split.train_pairs(c["max_items"])
         users = np.repeat(np.arange(len(split.train)), [max(len(s) - 1, 0) for s in split.train])
@@ -224,9 +230,11 @@ class TIGER(Recommender):
             batches = self._epoch_batches(lengths, state["epoch"])
             self.model.train()
             while state["batch"] < len(batches):
-                idx = batches[state["batch"]]
-                loss = self._loss(histories[idx], lengths[idx], users[idx] if c["user_buckets"] else None,
-                                  targets[idx])
+                batch = batches[state["batch"]]
+                rows, share = shard_rows(torch.as_tensor(batch), ddp)
+                idx = rows.numpy()
+                loss = step_loss(histories[idx], lengths[idx], users[idx] if c["user_buckets"] else None,
+                                 targets[idx]) * share
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"] > 0:
@@ -235,14 +243,17 @@ class TIGER(Recommender):
                 scheduler.step()
                 state["batch"] += 1
                 state["step"] += 1
-                state["samples"] += len(idx)
+                state["samples"] += len(batch)
                 if progress is not None:
                     progress[0].update(progress[1], advance=1, description=f"TIGER loss {loss.item():.3f}")
                 over_time = bool(c["max_train_minutes"]) and (
                     state["train_s"] + time.perf_counter() - interval_start >= 60 * c["max_train_minutes"])
+                if c["max_train_minutes"] and ddp.is_distributed:  # all ranks stop at the same update
+                    over_time = float(all_reduce_sum(float(over_time), ddp)) > 0
                 if state["step"] % c["eval_every"] == 0 or state["step"] >= c["max_steps"] or over_time:
                     state["train_s"] += time.perf_counter() - interval_start
-                    done = self._evaluate_and_checkpoint(valid, state, optimizer, scheduler, loss.item())
+                    global_loss = float(all_reduce_sum(loss.detach(), ddp)) / ddp.world_size
+                    done = self._evaluate_and_checkpoint(valid, state, optimizer, scheduler, global_loss)
                     interval_start = time.perf_counter()
                     self.model.train()
                     if done:
@@ -287,7 +298,8 @@ class TIGER(Recommender):
                                  score, metrics["Recall@10"])
         if score > state["best"]:
             state["best"], state["best_step"], state["bad_evals"] = score, state["step"], 0
-            atomic_save(self.model.state_dict(), self._checkpoint("best.pt"))
+            if self.ddp.is_main:
+                atomic_save(self.model.state_dict(), self._checkpoint("best.pt"))
         else:
             state["bad_evals"] += 1
         done = state["step"] >= c["max_steps"]
@@ -295,7 +307,10 @@ class TIGER(Recommender):
             state["stopped"], done = "patience", True
         if c["max_train_minutes"] and state["train_s"] >= 60 * c["max_train_minutes"]:
             state["stopped"], done = "time_budget", True
-        save_training_state(self._checkpoint("checkpoint.pt"), self.model, optimizer, scheduler, state, self.device)
+        if self.ddp.is_main:
+            save_training_state(self._checkpoint("checkpoint.pt"), self.model, optimizer, scheduler, state,
+                                self.device)
+        barrier(self.ddp)  # the other ranks may read best.pt next
         return done
 
     def _report(self, state: dict[str, Any], n_samples: int) -> dict[str, Any]:
@@ -310,7 +325,7 @@ class TIGER(Recommender):
             "samples_per_s": round(samples_per_s, 1),
             "seconds_per_epoch": round(n_samples / samples_per_s, 1) if samples_per_s else None,
             "n_parameters": int(sum(p.numel() for p in self.model.parameters())),
-            "vocab_size": self.vocab_size, "beam_width": c["beam_width"],
+            "vocab_size": self.vocab_size, "beam_width": c["beam_width"], "world_size": self.ddp.world_size,
             "tokenizer": {"name": getattr(tok, "name", type(tok).__name__), "vocab_sizes": list(tok.vocab_sizes),
                           "level_usage": [int(len(np.unique(codes[:, lv]))) for lv in range(codes.shape[1])],
                           "unique_prefixes": int(len(np.unique(codes[:, :-1], axis=0))),

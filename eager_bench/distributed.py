@@ -9,6 +9,7 @@ Inside a model's `fit`:
     for batch in batches:                                 # the same global batches, same order, on every rank
         part = shard_batch(batch, ddp)                    # this rank's rows (shard an index tensor, or tensors)
         loss = global_mean(step_loss(*part), batch_size(batch), ddp)   # mean over the GLOBAL batch after DDP
+        # (or, for a loss that is a mean over rows: rows, factor = shard_rows(index, ddp); loss = mean * factor)
         optimizer.zero_grad(); loss.backward(); optimizer.step()
         logged = all_reduce_sum(loss.detach(), ddp) / ddp.world_size   # the global mean loss, same on all ranks
     save_on_main(self.net.state_dict(), path, ddp)        # one writer; the others wait at the barrier
@@ -156,6 +157,20 @@ def shard_batches(batches: Sequence[Batch], ctx: DistContext) -> list[Batch]:
     return [shard_batch(batch, ctx) for batch in batches]
 
 
+def shard_rows(index: torch.Tensor, ctx: DistContext) -> tuple[torch.Tensor, float]:
+    """This rank's rows of a global batch of row indices, and the factor that turns its mean loss into its share of
+    the global mean (rows * world_size / global rows; DDP then averages over ranks).
+
+    The factor is exactly 1.0 for a single process, so single-process numbers do not move by a rounding bit. A rank
+    left without rows (a last batch smaller than the world) still runs a step, on one row with factor 0, because
+    every rank must take part in DDP's gradient all-reduce.
+    """
+    mine = shard_batch(index, ctx)
+    if len(mine) == 0:
+        return index[:1], 0.0
+    return mine, len(mine) * ctx.world_size / len(index)
+
+
 def global_mean(local_sum: torch.Tensor, global_batch_size: int, ctx: DistContext) -> torch.Tensor:
     """The loss to backpropagate: DDP averages gradients over ranks, so scale this rank's summed loss by
     world_size / global batch size; the averaged gradient is then that of the mean loss over the global batch."""
@@ -211,9 +226,13 @@ def run_distributed(spec: Any, data_dir: Path | None = None, results_dir: Path |
     others. Without torchrun it is runner.run.
     """
     from eager_bench import settings
+    from eager_bench.models.registry import get_model_class
     from eager_bench.results import read_run
     from eager_bench.runner import RunOutcome, planned_path, run
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not get_model_class(spec.model).data_parallel:
+        raise BenchError(f"{spec.model} does not train data-parallel under torchrun (only models whose fit uses "
+                         "eager_bench.distributed do: EAGER, TIGER); run it as one process")
     joined_here = not dist.is_initialized()  # a caller that set up the group keeps it (re-joining can hang)
     ctx = init_distributed(device)
     try:

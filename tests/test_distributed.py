@@ -80,6 +80,7 @@ class DDPNextItem(Recommender):
     """A benchmark model written the way EAGER/TIGER should use the helpers: same code for 1 and N processes."""
 
     config_file = None  # the test writes the YAML and sets it (the model lives in a test file)
+    data_parallel = True
 
     def fit(self, split: Split) -> dict:
         ddp = current(self.context.device)
@@ -236,3 +237,9 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
 
 if __name__ == "__main__":  # the torchrun worker
     worker_main(Path(sys.argv[1]), [int(arg) for arg in sys.argv[2:]])
+
+
+def test_a_model_without_data_parallel_training_refuses_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets; the check comes before any process group
+    with pytest.raises(BenchError, match="Markov does not train data-parallel"):
+        run_distributed(RunSpec("Markov", "synthetic", profile="smoke"))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eager_bench.distributed import all_reduce_sum, barrier, current, loss_module, shard_rows
 from eager_bench.eager.beam import StreamIndex, code_log_likelihood, merge, stream_search
 from eager_bench.eager.losses import gct_loss, generation_loss, stt_loss
 from eager_bench.eager.network import STREAMS, EagerNet
@@ -68,6 +69,7 @@ def pad_left(histories: list[np.ndarray], length: int) -> np.ndarray:
 
 class EAGER(Recommender):
     config_file: ClassVar[Path] = Path(__file__).with_suffix(".yaml")
+    data_parallel: ClassVar[bool] = True
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -166,10 +168,16 @@ class EAGER(Recommender):
                 total = total + recon + recog
         return total, parts
 
+    def _loss_total(self, hist: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return self._loss_impl(hist, tgt)[0]
+
     def fit(self, split: Split) -> dict[str, Any]:
         cfg, ctx = self.config, self.context
         if cfg["threads"]:
             torch.set_num_threads(int(cfg["threads"]))
+        # One process, or one rank of a torchrun job: then every rank draws the same global batches and keeps its
+        # slice, DDP averages the gradients, and rank 0 alone writes checkpoints.
+        self.ddp = ddp = current(ctx.device)
         torch.manual_seed(ctx.seed)
         self._prepare(split)
         hist_np, tgt_np = self._instances(split)
@@ -191,12 +199,17 @@ class EAGER(Recommender):
             ctx.logger.info("EAGER: resumed from %s at step %d", ckpt, state["step"])
 
         def save() -> None:
-            save_training_state(ckpt, self.net, opt, sched, state, self.device)
+            if ddp.is_main:
+                save_training_state(ckpt, self.net, opt, sched, state, self.device)
+            barrier(ddp)
 
         steps, halt = int(cfg["steps"]), int(cfg["halt_after_steps"])
         perm, perm_epoch = None, -1
         # Optional: fuse the step's many small kernels (a GPU step is launch-bound at this model size).
-        loss_fn = torch.compile(self._loss) if cfg["compile"] else self._loss
+        self._loss_impl = torch.compile(self._loss) if cfg["compile"] else self._loss
+        # Some parameters get no gradient in some settings (the semantic projection when GCT is off: STT detaches
+        # its guide), which DDP must be told about.
+        step_loss = loss_module(self.net, self._loss_total, ddp, find_unused_parameters=True)
         running = torch.zeros((), device=self.device)
         t0 = time.perf_counter()
         wall_start = t0
@@ -210,7 +223,8 @@ class EAGER(Recommender):
                 perm = torch.as_tensor(np.random.default_rng([ctx.seed, epoch]).permutation(n), device=self.device)
                 perm_epoch = epoch
             idx = perm[pos * bs:(pos + 1) * bs]
-            loss, _ = loss_fn(hist[idx], tgt[idx])
+            mine, share = shard_rows(idx, ddp)  # every loss term is a mean over rows
+            loss = step_loss(hist[mine], tgt[mine]) * share
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -218,12 +232,15 @@ class EAGER(Recommender):
             running += loss.detach()
             state["step"] = step + 1
             done = state["step"]
-            if done % cfg["log_every"] == 0:
-                state["losses"].append([done, round(float(running) / cfg["log_every"], 5)])
+            if done % cfg["log_every"] == 0:  # summed over ranks, each rank's part scaled by world/global batch
+                mean_loss = float(all_reduce_sum(running, ddp)) / ddp.world_size / cfg["log_every"]
+                state["losses"].append([done, round(mean_loss, 5)])
                 running.zero_()
                 ctx.logger.info("EAGER step %d loss %.4f", done, state["losses"][-1][1])
             # A wall-clock budget (validation included) for fixed-time hardware slots; the last state is validated.
             out_of_time = budget_s > 0 and time.perf_counter() - wall_start >= budget_s
+            if budget_s > 0 and ddp.is_distributed:  # ranks must stop at the same update, or the next one hangs
+                out_of_time = float(all_reduce_sum(float(out_of_time), ddp)) > 0
             if done % cfg["eval_every"] == 0 or done == steps or out_of_time:
                 state["train_s"] += time.perf_counter() - t0
                 ndcg = self._validate(split, state)
@@ -287,7 +304,7 @@ class EAGER(Recommender):
                 "best_step": state["best_step"], "best_valid_ndcg10": state["best"], "valid_curve": state["curve"],
                 "losses": state["losses"], "samples_per_s": round(sps * cfg["batch_size"], 1),
                 "steps_per_s": round(sps, 3), "seconds_per_epoch": round(per_epoch / sps, 2) if sps else None,
-                "branch": self.branch, "streams": self.streams, "notes": notes}
+                "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size, "notes": notes}
 
     # ------------------------------------------------------------------ inference
 

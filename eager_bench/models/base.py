@@ -39,6 +39,9 @@ class Recommender(ABC):
 
     config_file: ClassVar[Path | None] = None
     eval_batch_size: ClassVar[int] = 1024
+    # True when fit trains data-parallel under torchrun (eager_bench.distributed); the others refuse to be launched
+    # that way rather than train N identical copies.
+    data_parallel: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any], dataset: SequenceDataset, context: RunContext) -> None:
         self.config = config
