@@ -190,3 +190,15 @@ def test_bad_config_is_a_bench_error_naming_the_key(data, tmp_path, overrides, w
 
     with pytest.raises(BenchError, match=word):
         make(data, tmp_path, **overrides)
+
+
+def test_time_to_fraction_reads_the_validation_curve():
+    from eager_bench.eager.model import time_to_fraction
+
+    curve = [{"step": 500, "NDCG@10": 0.010, "train_s": 600.0, "eval_s": 60.0},
+             {"step": 1000, "NDCG@10": 0.0195, "train_s": 1200.0, "eval_s": 60.0},
+             {"step": 1500, "NDCG@10": 0.020, "train_s": 1800.0, "eval_s": 60.0},
+             {"step": 2000, "NDCG@10": 0.019, "train_s": 2400.0, "eval_s": 60.0}]
+    hit = time_to_fraction(curve, 0.95)  # 0.95 x best 0.020 = 0.019: step 1000 is the first at or above
+    assert (hit["step"], hit["minutes"], hit["of_best_valid_ndcg10"]) == (1000, 22.0, 0.020)
+    assert time_to_fraction(curve, 1.0)["step"] == 1500 and time_to_fraction([], 0.95) is None

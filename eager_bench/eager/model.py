@@ -33,8 +33,9 @@ CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks"
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
-class TrainingHalted(RuntimeError):
-    """Raised by the `halt_after_steps` testing aid: the run stops as if killed, leaving its checkpoint."""
+class TrainingHalted(BenchError):
+    """Raised by the `halt_after_steps` testing aid: the run stops as if killed, leaving its checkpoint (the CLI
+    prints one line; rerunning the same command resumes)."""
 
 
 def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, profile: str,
@@ -56,6 +57,21 @@ def inverse_sqrt(step: int, warmup: int, init_lr: float, lr: float) -> float:
     if step < warmup:
         return (init_lr + step * (lr - init_lr) / warmup) / lr
     return math.sqrt(warmup / max(step, 1))
+
+
+def time_to_fraction(curve: list[dict[str, Any]], fraction: float = 0.95) -> dict[str, Any] | None:
+    """When validation NDCG@10 first reached `fraction` of the run's best (>= its final value, so stricter than the
+    final), in wall minutes of training plus the validations up to and including that one."""
+    if not curve:
+        return None
+    best = max(point["NDCG@10"] for point in curve)
+    eval_s = 0.0
+    for point in curve:
+        eval_s += point["eval_s"]  # this validation included: the level is known once it has finished
+        if point["NDCG@10"] >= fraction * best:
+            return {"fraction": fraction, "of_best_valid_ndcg10": best, "step": point["step"],
+                    "valid_ndcg10": point["NDCG@10"], "minutes": round((point["train_s"] + eval_s) / 60, 2)}
+    return None  # unreachable: the best point itself qualifies
 
 
 def pad_left(histories: list[np.ndarray], length: int) -> np.ndarray:
@@ -304,7 +320,8 @@ class EAGER(Recommender):
                 "best_step": state["best_step"], "best_valid_ndcg10": state["best"], "valid_curve": state["curve"],
                 "losses": state["losses"], "samples_per_s": round(sps * cfg["batch_size"], 1),
                 "steps_per_s": round(sps, 3), "seconds_per_epoch": round(per_epoch / sps, 2) if sps else None,
-                "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size, "notes": notes}
+                "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size,
+                "time_to_95pct_of_best_valid": time_to_fraction(state["curve"]), "notes": notes}
 
     # ------------------------------------------------------------------ inference
 
