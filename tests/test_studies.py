@@ -132,3 +132,16 @@ def test_budget_leaves_points_pending_and_names_the_command(tmp_path: Path) -> N
     assert "synthetic branch=11, synthetic branch=16" in md
     assert "eager-bench study tokenization --profile smoke --no-downstream" in md
     assert not (tmp_path / "res" / "studies").exists()  # nothing ran
+
+
+def test_rank_correlation_is_taken_within_datasets_not_across_them():
+    from eager_bench.studies.tokenization import within_group_rank_correlation
+
+    # Across datasets x and y rise together (A is low on both, B high on both); inside each dataset they fall.
+    xs = [1.0, 2.0, 3.0, 11.0, 12.0, 13.0]
+    ys = [0.3, 0.2, 0.1, 0.9, 0.8, 0.7]
+    groups = ["A", "A", "A", "B", "B", "B"]
+    assert within_group_rank_correlation(xs, ys, groups) == -1.0
+    assert within_group_rank_correlation(xs, [0.1, 0.2, 0.3, 0.7, 0.9, 0.8], groups) == 0.75  # (2 + 1) / 4
+    assert within_group_rank_correlation(xs, [0.5] * 6, groups) is None  # no variation of y inside any dataset
+    assert within_group_rank_correlation(xs[:2], ys[:2], groups[:2]) is None
