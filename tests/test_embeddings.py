@@ -144,3 +144,14 @@ def test_sasrec_item_table_groups_items_of_one_topic():
     sims = unit @ unit.T
     same = (topic[:, None] == topic[None]) & ~np.eye(60, dtype=bool)
     assert sims[same].mean() > sims[topic[:, None] != topic[None]].mean() + 0.03
+
+
+def test_user_fraction_views_get_their_own_cache_files():
+    """Regression: a view name has a dot (Beauty@users=0.25); with_suffix cut it, so all views shared one file."""
+    from eager_bench.embeddings import cache
+
+    small, large = cache.entry("Beauty@users=0.1", "text", "k"), cache.entry("Beauty@users=0.25", "text", "k")
+    assert cache.file(small, ".npy").name == "Beauty@users=0.1-text-k.npy"
+    cache.store(small, np.zeros((3, 2)), {"n_items": 3})
+    cache.store(large, np.ones((5, 2)), {"n_items": 5})
+    assert cache.load(small)[0].shape == (3, 2) and cache.load(large)[0].shape == (5, 2)

@@ -85,10 +85,10 @@ def embedding_record(dataset: SequenceDataset | str, split: Any = None, kind: st
             return hit
         start = time.perf_counter()
         matrix, report = train(split, config, seed=seed, device=device, show_progress=show_progress,
-                               checkpoint=stem.with_suffix(".pt"))
+                               checkpoint=cache.file(stem, ".pt"))
         record = {"kind": kind, "dataset": dataset.name, "profile": profile, "config": config, "seed": seed,
                   "split_fingerprint": split.fingerprint, "trained_on": "split.train only",
-                  "checkpoint": str(stem.with_suffix(".pt")), "dim": int(matrix.shape[1]), "normalised": False,
+                  "checkpoint": str(cache.file(stem, ".pt")), "dim": int(matrix.shape[1]), "normalised": False,
                   "seconds": round(time.perf_counter() - start, 2), **report}
     if matrix.shape[0] != dataset.n_items:
         raise BenchError(f"{kind} embeddings have {matrix.shape[0]} rows for {dataset.n_items} items")

@@ -24,8 +24,14 @@ def entry(dataset: str, kind: str, key: str) -> Path:
     return settings.cache_dir("embeddings") / f"{dataset}-{kind}-{key}"
 
 
+def file(stem: Path, extension: str) -> Path:
+    """`stem` + extension. Not Path.with_suffix: a view name such as Beauty@users=0.25 has a dot, and with_suffix
+    would cut the stem there, so every user fraction would share one cache file."""
+    return stem.with_name(stem.name + extension)
+
+
 def load(stem: Path) -> tuple[np.ndarray, dict[str, Any]] | None:
-    matrix, record = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    matrix, record = file(stem, ".npy"), file(stem, ".json")
     if not (matrix.is_file() and record.is_file()):
         return None
     return np.load(matrix), json.loads(record.read_text())
@@ -36,7 +42,7 @@ def store(stem: Path, matrix: np.ndarray, record: dict[str, Any]) -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
     tmp = stem.parent / f".{stem.name}.{os.getpid()}.npy"
     np.save(tmp, np.ascontiguousarray(matrix, dtype=np.float32))
-    tmp.replace(stem.with_suffix(".npy"))
+    tmp.replace(file(stem, ".npy"))
     tmp_json = stem.parent / f".{stem.name}.{os.getpid()}.json"
     tmp_json.write_text(json.dumps(record, indent=1, default=str))
-    tmp_json.replace(stem.with_suffix(".json"))
+    tmp_json.replace(file(stem, ".json"))
