@@ -20,7 +20,7 @@ import torch
 
 from eager_bench.embeddings import item_embeddings
 from eager_bench.provenance import measurement_context
-from eager_bench.results import atomic_write_bytes
+from eager_bench.results import write_json
 from eager_bench.tokenizers import build_tokenizer
 
 
@@ -53,7 +53,7 @@ def main() -> None:
         record = {"benchmark": "tokenizer build time", "targets": {"hkmeans Beauty text": "<= 30 s",
                                                                    "rqvae cpu profile": "<= 10 min"},
                   "rows": rows, "provenance": measurement_context()}
-        atomic_write_bytes(args.output, (json.dumps(record, indent=1, default=str) + "\n").encode())
+        write_json(args.output, record)
 
 
 if __name__ == "__main__":

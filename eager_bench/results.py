@@ -72,6 +72,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """A JSON document (indent 1, unknown types as str) written atomically: benchmarks and code-quality reports."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=str) + "\n").encode())
+
+
 def write_run(results_dir: Path, record: RunRecord, ranks: dict[str, np.ndarray]) -> Path:
     """Sidecar first, JSON last: a JSON file on disk always has its ranks beside it."""
     path = result_path(results_dir, record.dataset, record.model, record.run_id)

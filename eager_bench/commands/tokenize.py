@@ -46,15 +46,14 @@ def build_report(dataset: str, tokenizer: str, embedding: str, profile: str = "c
 
 
 def _update_output(path: Path, report: dict[str, Any]) -> None:
+    from eager_bench.results import write_json
+
     """Add `report` to the JSON list in `path`, replacing an earlier report of the same build (atomic write)."""
     key = ("dataset", "embedding", "tokenizer", "seed", "profile", "params")
     existing = json.loads(path.read_text()) if path.is_file() else []
     fresh = json.loads(json.dumps(report, default=str))
     kept = [r for r in existing if [r.get(k) for k in key] != [fresh.get(k) for k in key]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(kept + [fresh], indent=1) + "\n")
-    tmp.replace(path)
+    write_json(path, kept + [fresh])
 
 
 def _parameters(name: str) -> set[str]:

@@ -27,7 +27,7 @@ from eager_bench.eager import model as eager_model
 from eager_bench.eager.model import EAGER
 from eager_bench.models.base import RunContext
 from eager_bench.provenance import measurement_context
-from eager_bench.results import atomic_write_bytes
+from eager_bench.results import write_json
 from eager_bench.split import leave_one_out
 
 
@@ -86,7 +86,7 @@ def main() -> None:
                   "target": "all Beauty test users <= 60 s on the 2-core CPU machine",
                   "checkpoint": str(args.checkpoint) if args.checkpoint else None, **timing,
                   "provenance": measurement_context(args.device)}
-        atomic_write_bytes(args.output, (json.dumps(record, indent=1) + "\n").encode())
+        write_json(args.output, record)
 
 
 if __name__ == "__main__":
