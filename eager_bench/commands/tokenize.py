@@ -46,9 +46,9 @@ def build_report(dataset: str, tokenizer: str, embedding: str, profile: str = "c
 
 
 def _update_output(path: Path, report: dict[str, Any]) -> None:
+    """Add `report` to the JSON list in `path`, replacing an earlier report of the same build (atomic write)."""
     from eager_bench.results import write_json
 
-    """Add `report` to the JSON list in `path`, replacing an earlier report of the same build (atomic write)."""
     key = ("dataset", "embedding", "tokenizer", "seed", "profile", "params")
     existing = json.loads(path.read_text()) if path.is_file() else []
     fresh = json.loads(json.dumps(report, default=str))
