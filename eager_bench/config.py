@@ -78,7 +78,19 @@ def model_spec(config_file: Path | None) -> dict[str, Any]:
     spec.setdefault("profiles", {})
     spec.setdefault("variants", {})
     spec["variants"].setdefault(DEFAULT_VARIANT, {})
+    spec.setdefault("hash_neutral", {})
+    unknown = sorted(set(spec["hash_neutral"]) - set(spec["defaults"]))
+    if unknown:
+        raise BenchError(f"{config_file}: hash_neutral names keys missing from defaults: {', '.join(unknown)}")
     return spec
+
+
+def hashed_config(config_file: Path | None, config: dict[str, Any]) -> dict[str, Any]:
+    """The config as it enters the run id: keys added after results were published are left out while they hold
+    the value that reproduces the older behaviour (the model file's `hash_neutral`), so those results keep their
+    ids and stay findable; any other value of such a key changes the hash like every other key."""
+    neutral = model_spec(config_file)["hash_neutral"]
+    return {k: v for k, v in config.items() if not (k in neutral and v == neutral[k])}
 
 
 def variant_names(config_file: Path | None) -> list[str]:

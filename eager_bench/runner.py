@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from eager_bench import settings
-from eager_bench.config import DEFAULT_VARIANT, config_hash, resolve_config
+from eager_bench.config import DEFAULT_VARIANT, config_hash, hashed_config, resolve_config
 from eager_bench.data import load_dataset
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import MAX_K, evaluate
@@ -67,7 +67,8 @@ def prepare(spec: RunSpec) -> tuple[type, dict[str, Any], str, str]:
     cls = get_model_class(spec.model)
     config = resolve_config(cls.config_file, spec.profile, spec.variant, spec.config_file, spec.overrides)
     cls.validate_config(config)
-    digest = config_hash({"model": spec.model, "variant": spec.variant, "config": config,
+    digest = config_hash({"model": spec.model, "variant": spec.variant,
+                          "config": hashed_config(cls.config_file, config),
                           "split": {"protocol": "leave-one-out", "max_history": SPLIT_MAX_HISTORY}})
     return cls, config, digest, make_run_id(spec.variant, spec.profile, spec.seed, digest)
 

@@ -21,7 +21,7 @@ torch.set_num_threads(1)  # the CI machine has 2 shared cores; more threads over
 BRANCH = 12  # 144 leaves for 120 items: 24 duplicate leaves exercise deduplication
 
 
-def standin_inputs(dataset, split, stream, branch, seed, profile, device):
+def standin_inputs(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans"):
     """Random embeddings with topic structure + a local filled code table (duplicate leaves included)."""
     rng = np.random.default_rng([seed, len(stream)])
     n = dataset.n_items
@@ -202,3 +202,29 @@ def test_time_to_fraction_reads_the_validation_curve():
     hit = time_to_fraction(curve, 0.95)  # 0.95 x best 0.020 = 0.019: step 1000 is the first at or above
     assert (hit["step"], hit["minutes"], hit["of_best_valid_ndcg10"]) == (1000, 22.0, 0.020)
     assert time_to_fraction(curve, 1.0)["step"] == 1500 and time_to_fraction([], 0.95) is None
+
+
+def test_cosine_schedule_warms_up_then_anneals_to_zero_at_the_last_update():
+    from eager_bench.eager.model import lr_factor
+
+    cfg = {"warmup_steps": 10, "warmup_init_lr": 1e-7, "lr": 1e-3, "steps": 110, "lr_schedule": "cosine"}
+    factor = lr_factor(cfg)
+    assert factor(0) == pytest.approx(1e-4) and factor(10) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0) and factor(500) == 0.0
+    decay = [factor(t) for t in range(10, 111)]
+    assert all(a >= b for a, b in zip(decay, decay[1:]))
+    code = lr_factor({**cfg, "lr_schedule": "inverse_sqrt"})  # the code's: sqrt(warmup / step), never 0
+    assert code(40) == pytest.approx(0.5) and code(110) > 0.3
+
+
+def test_random_tokenizer_reaches_the_stream_inputs(data, tmp_path, monkeypatch):
+    seen = []
+
+    def spy(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans"):
+        seen.append(tokenizer)
+        return standin_inputs(dataset, split, stream, branch, seed, profile, device)
+
+    monkeypatch.setattr(eager_model, "stream_inputs", spy)
+    _, report, metrics = fit_eval(data, tmp_path, tokenizer="random")
+    assert seen == ["random", "random"] and metrics["Recall@20"] >= 0
+    assert any("RANDOM 2-level codes" in note for note in report["notes"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eager_bench.config import resolve_config
+from eager_bench.config import read_yaml, resolve_config
 from eager_bench.errors import BenchError
 from eager_bench.models.markov import Markov
 from eager_bench.models.registry import get_model_class, model_names
@@ -85,3 +85,24 @@ def test_result_json_is_plain_json(tmp_path: Path) -> None:
     outcome = run(RunSpec("Popularity", "synthetic", profile="smoke"), results_dir=tmp_path, show_progress=False)
     json.loads(outcome.path.read_text())
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_hash_neutral_keys_keep_older_run_ids_and_other_values_change_them() -> None:
+    from eager_bench.eager.model import EAGER
+    from eager_bench.runner import prepare
+
+    neutral = read_yaml(EAGER.config_file)["hash_neutral"]
+    assert neutral == {"lr_schedule": "inverse_sqrt", "tokenizer": "hkmeans"}
+    base = prepare(RunSpec("EAGER", "synthetic", profile="smoke"))[3]
+    assert prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides=dict(neutral)))[3] == base
+    assert prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides={"lr_schedule": "cosine"}))[3] != base
+    assert prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides={"tokenizer": "random"}))[3] != base
+
+
+def test_hash_neutral_must_name_known_keys(tmp_path: Path) -> None:
+    from eager_bench.config import model_spec
+
+    bad = tmp_path / "m.yaml"
+    bad.write_text("defaults: {a: 1}\nhash_neutral: {b: 2}\n")
+    with pytest.raises(BenchError, match="hash_neutral names keys missing from defaults: b"):
+        model_spec(bad)

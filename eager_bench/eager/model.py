@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -29,7 +29,8 @@ from eager_bench.split import Split
 
 EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
-           "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful")}
+           "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
+           "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random")}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
@@ -39,14 +40,15 @@ class TrainingHalted(BenchError):
 
 
 def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, profile: str,
-                  device: str) -> dict[str, np.ndarray]:
-    """The stream's pretrained item embeddings and its tree codes (tests replace this with small stand-ins)."""
+                  device: str, tokenizer: str = "hkmeans") -> dict[str, np.ndarray]:
+    """The stream's pretrained item embeddings and its 2-level codes (tests replace this with small stand-ins).
+    `random` keeps the tree's shape but deals items to leaves at random: the control for "do the codes matter"."""
     from eager_bench.embeddings import item_embeddings
     from eager_bench.tokenizers import build_tokenizer
 
     emb = np.asarray(item_embeddings(dataset, split, EMBEDDING_KIND[stream], seed=seed, profile=profile,
                                      device=device, show_progress=False), dtype=np.float32)
-    tok = build_tokenizer("hkmeans", emb, seed=seed, k=branch, levels=2)
+    tok = build_tokenizer(tokenizer, emb, seed=seed, k=branch, levels=2)
     valid_codes, valid_items = tok.valid_codes()
     return {"embeddings": emb, "codes": np.asarray(tok.codes), "valid_codes": np.asarray(valid_codes),
             "valid_items": np.asarray(valid_items)}
@@ -57,6 +59,23 @@ def inverse_sqrt(step: int, warmup: int, init_lr: float, lr: float) -> float:
     if step < warmup:
         return (init_lr + step * (lr - init_lr) / warmup) / lr
     return math.sqrt(warmup / max(step, 1))
+
+
+def cosine(step: int, warmup: int, init_lr: float, lr: float, total: int) -> float:
+    """The same linear warm-up, then a half cosine from lr to 0 at update `total`: a fixed budget ends annealed,
+    so its last validations sit on a plateau instead of a still-rising inverse-sqrt curve."""
+    if step < warmup:
+        return (init_lr + step * (lr - init_lr) / warmup) / lr
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def lr_factor(config: dict[str, Any]) -> Callable[[int], float]:
+    """Multiplier of the peak learning rate at each update, from the config's `lr_schedule`."""
+    warmup, init_lr, lr = config["warmup_steps"], config["warmup_init_lr"], config["lr"]
+    if config["lr_schedule"] == "cosine":
+        return lambda step: cosine(step, warmup, init_lr, lr, config["steps"])
+    return lambda step: inverse_sqrt(step, warmup, init_lr, lr)
 
 
 def time_to_fraction(curve: list[dict[str, Any]], fraction: float = 0.95) -> dict[str, Any] | None:
@@ -136,7 +155,8 @@ class EAGER(Recommender):
     def _prepare(self, split: Split) -> None:
         cfg = self.config
         self.inputs = {s: stream_inputs(self.dataset, split, s, self.branch, self.context.seed,
-                                        cfg["pretrain_profile"], self.context.device) for s in self.streams}
+                                        cfg["pretrain_profile"], self.context.device, cfg["tokenizer"])
+                       for s in self.streams}
         self.index = {s: StreamIndex.build(self.branch, v["codes"], v["valid_codes"], v["valid_items"],
                                            self.device) for s, v in self.inputs.items()}
         self.targets = {s: torch.as_tensor(v["embeddings"], device=self.device) for s, v in self.inputs.items()}
@@ -204,8 +224,7 @@ class EAGER(Recommender):
         fused = self.device.type == "cuda"
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8,
                                 weight_decay=cfg["weight_decay"], amsgrad=False, fused=fused)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda t: inverse_sqrt(t, cfg["warmup_steps"], cfg["warmup_init_lr"], cfg["lr"]))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
         state = {"step": 0, "best": -1.0, "best_step": 0, "best_state": None, "curve": [], "losses": [],
                  "train_s": 0.0}
         ckpt = ctx.checkpoint_path("eager.pt")
@@ -304,10 +323,13 @@ class EAGER(Recommender):
             f"streams: {', '.join(self.streams)}; GCT {'on (' + cfg['gct_loss'] + ')' if cfg['contrastive'] else 'off'};"
             f" STT {'on (quirks ' + cfg['stt_quirks'] + ')' if cfg['transfer'] else 'off'}; ranking {cfg['ranking']}"
             f" (beam width {cfg['beam_width']})",
-            f"branch k={self.branch} (2-level balanced hierarchical k-means codes, duplicate leaves deduplicated)",
+            (f"branch k={self.branch} (2-level balanced hierarchical k-means codes, duplicate leaves deduplicated)"
+             if cfg["tokenizer"] == "hkmeans" else
+             f"branch k={self.branch}: RANDOM 2-level codes (tokenizer control: items dealt to leaves at random)"),
             "semantic embeddings: all-MiniLM-L6-v2 384-d text (paper: Sentence-T5 768-d); behavior: DIN 96-d "
             f"(eager_bench.embeddings profile {cfg['pretrain_profile']!r}, trained on split.train only)",
-            f"warm-up {cfg['warmup_steps']} updates (code: 2000); eval batch {cfg['eval_batch_size']}",
+            f"warm-up {cfg['warmup_steps']} updates (code: 2000), then {cfg['lr_schedule']} decay (code: inverse_sqrt);"
+            f" eval batch {cfg['eval_batch_size']}",
             "checkpoint selected on VALIDATION NDCG@10 (the official code selects on test)",
             ("training instances: every prefix of split.train (TIGER/P5-style), history cap "
              f"{cfg['max_history']}" if cfg["windows"] == "prefixes" else

@@ -45,7 +45,7 @@ PLANS: dict[str, ScalingPlan] = {
     "cpu": ScalingPlan("Beauty", ["Popularity", "Markov", "SASRec", "BERT4Rec", "EAGER", "TIGER"],
                        [0.1, 0.25, 0.5, 1.0], [1, 2, 3, 4], [20, 32, 64], 0.1, "cpu",
                        {"EAGER": {"steps": 100, "eval_every": 100, "checkpoint_every": 50, "warmup_steps": 50,
-                                  "max_train_minutes": 8.0},
+                                  "lr_schedule": "inverse_sqrt", "max_train_minutes": 8.0},
                         "TIGER": {"max_steps": 200, "eval_every": 200, "max_train_minutes": 8.0},
                         "SASRec": {"epochs": 3, "max_train_minutes": 8.0},
                         "BERT4Rec": {"epochs": 3, "max_train_minutes": 8.0}},

@@ -1,8 +1,9 @@
 """Tokenization study: code quality of every tokenizer point (eager_bench.tokenizers.quality, through the same
 `build_report` as `eager-bench tokenize`) and, where EAGER can take the codes, EAGER's downstream Recall/NDCG.
 
-EAGER builds its own codes: `hkmeans` with 2 levels over both streams, branch from its `branch` key. So downstream
-runs exist only for (hkmeans, levels=2, branch=k with k^2 >= N); other tokenizers and lengths get code quality only.
+EAGER builds its own 2-level codes over both streams, branch from its `branch` key, from its `tokenizer` key
+(hkmeans, or random leaves as a control). So downstream runs exist for (hkmeans, levels=2, branch=k with k^2 >= N)
+and for the random control; other tokenizers and lengths get code quality only.
 """
 
 from __future__ import annotations
@@ -30,17 +31,18 @@ class TokenizationPlan:
     lengths: list[int]
     downstream_branches: list[int]  # 2-level EAGER runs (need k^2 >= N)
     model_profile: str
+    controls: list[tuple[str, int]]  # (EAGER tokenizer, branch) runs beside the hkmeans ones, e.g. random codes
     eager_overrides: dict[str, Any] = field(default_factory=dict)
     max_leaves_per_item: int = 32  # skip k^L > this * N: the padded tree would mostly be duplicate leaves
 
 
 PLANS: dict[str, TokenizationPlan] = {
-    "smoke": TokenizationPlan(["synthetic"], ["text", "din"], [16], [2], [11, 16], "smoke"),
+    "smoke": TokenizationPlan(["synthetic"], ["text", "din"], [16], [2], [11, 16], "smoke", [("random", 16)]),
     # cpu: each EAGER point ~300 updates (~10-15 min on 2 loaded cores) + one validation; declared in the table.
     "cpu": TokenizationPlan(["Beauty", "Toys_and_Games"], ["text", "din"], [16, 32, 64, 128], [2, 3, 4],
-                            [112, 128, 160], "cpu",
+                            [112, 128, 160], "cpu", [("random", 128)],
                             {"steps": 300, "eval_every": 300, "checkpoint_every": 100, "warmup_steps": 100,
-                             "max_train_minutes": 15.0}),
+                             "lr_schedule": "inverse_sqrt", "max_train_minutes": 15.0}),
 }
 
 
@@ -54,7 +56,9 @@ def quality_points(plan: TokenizationPlan, n_items: int) -> list[tuple[str, dict
     for k in plan.downstream_branches:
         if k * k >= n_items and ("hkmeans", {"k": k, "levels": 2}) not in points:
             points.append(("hkmeans", {"k": k, "levels": 2}))
-    points += [(name, {}) for name in OTHER_TOKENIZERS]
+    controls = {tok: k for tok, k in plan.controls if k * k >= n_items}
+    # a control's quality row must describe the very codes EAGER trains on: same k, 2 levels
+    points += [(name, {"k": controls[name], "levels": 2} if name in controls else {}) for name in OTHER_TOKENIZERS]
     return points
 
 
@@ -102,7 +106,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
     # then the long hkmeans trees (k^L padded leaves); text before DIN (DIN trains a model on a cache miss).
     jobs.sort(key=lambda j: (_tier(j[2], j[3]), j[1] != "text", j[0]))
     rows, runs = [], []
-    missing = [(name, k) for name in n_items for k in plan.downstream_branches if k * k >= n_items[name]]
+    missing = [(name, tok, k) for name in n_items for tok, k in downstream_points(plan) if k * k >= n_items[name]]
     start = time.monotonic()
     result = {"plan": plan, "profile": profile, "quality": rows, "downstream": runs, "missing": missing,
               "pending": [f"{d}/{e}/{t} {p or ''}".strip() for d, e, t, p in jobs], "correlations": []}
@@ -117,18 +121,19 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
         if on_update:
             on_update(result)
     for name in n_items:
-        for k in plan.downstream_branches:
+        for tok, k in downstream_points(plan):
             if k * k < n_items[name]:
                 continue
             spec = RunSpec("EAGER", name, plan.model_profile, seed,
-                           overrides={"branch": k, **plan.eager_overrides})
-            note(f"{name}: EAGER branch={k}" + ("" if downstream else " (lookup only)"))
+                           overrides={"branch": k, **({} if tok == "hkmeans" else {"tokenizer": tok}),
+                                      **plan.eager_overrides})
+            note(f"{name}: EAGER {tok} branch={k}" + ("" if downstream else " (lookup only)"))
             record = find_or_run(spec, results_dir, data_dir, device, execute=downstream)
             if record is None:
                 continue
-            missing.remove((name, k))
+            missing.remove((name, tok, k))
             test = record["metrics"]["test"]
-            runs.append({"dataset": name, "branch": k, "run_id": record["run_id"],
+            runs.append({"dataset": name, "tokenizer": tok, "branch": k, "run_id": record["run_id"],
                          "steps": record["timing"].get("steps"), "train_s": record["timing"]["train_s"],
                          **{m: round(test[m], 4) for m in DOWNSTREAM_METRICS}})
             result["correlations"] = correlations(rows, runs)
@@ -136,6 +141,11 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
                 on_update(result)
     result["correlations"] = correlations(rows, runs)
     return result
+
+
+def downstream_points(plan: TokenizationPlan) -> list[tuple[str, int]]:
+    """(EAGER tokenizer, branch) of every downstream run: the hkmeans branches, then the controls."""
+    return [("hkmeans", k) for k in plan.downstream_branches] + list(plan.controls)
 
 
 def _tier(tokenizer: str, params: dict[str, Any]) -> int:
@@ -155,7 +165,7 @@ def correlations(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list
             xs, ys, groups = [], [], []
             for run in runs:
                 match = [r for r in rows if r["dataset"] == run["dataset"] and r["embedding"] == emb
-                         and r["tokenizer"] == "hkmeans" and r["levels"] == 2 and r["branch"] == run["branch"]]
+                         and r["tokenizer"] == run["tokenizer"] and r["levels"] == 2 and r["branch"] == run["branch"]]
                 if match and match[0][metric] is not None:
                     xs.append(match[0][metric])
                     ys.append(run["Recall@10"])
@@ -195,7 +205,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
     stem = out_dir / f"study_tokenization{suffix}"
     plan: TokenizationPlan = result["plan"]
     qcols = ["dataset", "embedding", "tokenizer", "branch", "levels", *QUALITY_METRICS, "build_s"]
-    dcols = ["dataset", "branch", "steps", "train_s", *DOWNSTREAM_METRICS, "run_id"]
+    dcols = ["dataset", "tokenizer", "branch", "steps", "train_s", *DOWNSTREAM_METRICS, "run_id"]
     lines = [f"# Tokenization study ({result['profile']} profile)", "",
              f"Reproduce: `{command}`.", "",
              "Code quality from `eager_bench.tokenizers.quality.code_quality` (utilisation/prefix utilisation "
@@ -205,9 +215,10 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              f"{plan.max_leaves_per_item}N (EAGER's tree pads to k^L leaves, so k^L < N cannot hold the catalog). "
              "Other tokenizers use their defaults. `levels` is the code length including the disambiguation "
              "token that hkmeans-clean, rkmeans and rqvae append (their semantic length is levels - 1).", "",
-             "Downstream: EAGER is a 2-level model that builds its own hkmeans codes from its `branch` key, so only "
-             "(hkmeans, 2 levels, k^2 >= N) points have Recall/NDCG; longer codes and other tokenizers are "
-             f"code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` (a short run: "
+             "Downstream: EAGER is a 2-level model that builds its own codes from its `branch` and `tokenizer` keys, "
+             "so only (hkmeans, 2 levels, k^2 >= N) points and the controls "
+             f"{', '.join(f'{t} k={k}' for t, k in plan.controls)} have Recall/NDCG; longer codes and the other "
+             f"tokenizers are code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` (a short run: "
              "compare points with each other, not with the paper).", ""]
     if result.get("pending"):
         lines += [f"**Pending code-quality points ({len(result['pending'])})** (not built yet): "
@@ -215,7 +226,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
                   f"{result['profile']} --no-downstream` (built codes are cached).", ""]
     if result["missing"]:
         lines += ["**Missing downstream points** (not run yet): " + ", ".join(
-            f"{d} branch={k}" for d, k in result["missing"]) + ". Complete with: `eager-bench study tokenization "
+            f"{d} {t} branch={k}" for d, t, k in result["missing"]) + ". Complete with: `eager-bench study tokenization "
             f"--profile {result['profile']}`"
             " (finished points are reused).", ""]
     lines += ["## Code quality", "", *_md_table(result["quality"], qcols), "",
@@ -231,7 +242,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
         writer = csv.DictWriter(handle, fieldnames=qcols + [m for m in DOWNSTREAM_METRICS])
         writer.writeheader()
         for row in result["quality"]:
-            run = [r for r in result["downstream"] if row["tokenizer"] == "hkmeans" and row["levels"] == 2
+            run = [r for r in result["downstream"] if row["tokenizer"] == r["tokenizer"] and row["levels"] == 2
                    and r["dataset"] == row["dataset"] and r["branch"] == row["branch"]]
             writer.writerow({**{c: row[c] for c in qcols}, **({m: run[0][m] for m in DOWNSTREAM_METRICS}
                                                               if run else {})})
