@@ -315,6 +315,7 @@ class RecBoleSequential(Recommender):
             notes.append(f"Resumed from a checkpoint at epoch {resumed_from}: the data-loader shuffle order after "
                          "the resume is not the one an uninterrupted run would have used.")
         return {
+            "resumed_at": resumed_from,
             "epochs": len(epochs),
             "best_epoch": best_epoch,
             "seconds_per_epoch": round(float(np.mean(train_s)), 3) if train_s else None,

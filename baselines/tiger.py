@@ -219,6 +219,7 @@ class TIGER(Recommender):
         resumed = load_training_state(ckpt, self.model, optimizer, scheduler, self.device)
         if resumed is not None:
             state = resumed
+            self.resumed_at = state["step"]
             self.context.logger.info("TIGER: resumed at step %d from %s", state["step"], ckpt)
 
         if self.device.type == "cuda":
@@ -266,7 +267,7 @@ class TIGER(Recommender):
 
         self.model.load_state_dict(torch.load(self._checkpoint("best.pt"), map_location=self.device))
         self.model.eval()
-        report = self._report(state, len(targets))
+        report = {**self._report(state, len(targets)), "resumed_at": getattr(self, "resumed_at", None)}
         report.update(self._measure_decoding(split.valid))
         return report
 

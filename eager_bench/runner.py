@@ -121,6 +121,9 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
     for key in ("seconds_per_epoch", "epochs", "steps", "samples_per_s"):
         if key in training:
             timing[key] = training[key]
+    if training.get("resumed_at") is not None:
+        # train_s is this process's share only; the per-epoch / per-step rates come from the checkpointed history
+        timing["resumed_at"] = training["resumed_at"]
     provenance = {**git_state(), "data_sha256": dataset.data_sha256(), "data_files": dataset.file_sha256,
                   "split_hash": split.fingerprint, "packages": package_versions(), "hardware": hardware(device),
                   "command": " ".join(sys.argv), "started_at": started, "finished_at": now_iso()}

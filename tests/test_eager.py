@@ -101,8 +101,9 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path):
     with pytest.raises(TrainingHalted):
         make(data, tmp_path / "killed", halt_after_steps=25).fit(data[1])
     assert (tmp_path / "killed" / "eager.pt").exists()
-    resumed = fit_eval(data, tmp_path / "killed")[2]
+    _, report, resumed = fit_eval(data, tmp_path / "killed")
     assert resumed == full
+    assert report["resumed_at"] == 25  # the halt leaves its checkpoint at the update it stopped after
 
 
 def test_gct_prefers_the_true_target():

@@ -231,6 +231,7 @@ class EAGER(Recommender):
         resumed = load_training_state(ckpt, self.net, opt, sched, self.device)
         if resumed is not None:
             state = resumed
+            self.resumed_at = state["step"]
             ctx.logger.info("EAGER: resumed from %s at step %d", ckpt, state["step"])
 
         def save() -> None:
@@ -298,7 +299,7 @@ class EAGER(Recommender):
             self.net.load_state_dict(state["best_state"])
         self.net.eval()
         trained = max(state["step"] - t_start_step, 0)
-        return self._report(state, n, per_epoch, trained)
+        return {**self._report(state, n, per_epoch, trained), "resumed_at": getattr(self, "resumed_at", None)}
 
     @torch.no_grad()
     def _validate(self, split: Split, state: dict[str, Any]) -> float:
