@@ -22,7 +22,7 @@ from baselines.tiger_decode import CodeTable, constrained_beam_search, level_log
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
-from eager_bench.distributed import all_reduce_sum, barrier, current, loss_module, shard_rows
+from eager_bench.distributed import all_reduce_sum, any_rank, barrier, current, loss_module, shard_rows
 from eager_bench.models.training_state import atomic_save, load_training_state, save_training_state
 from eager_bench.split import EvalSet, Split
 from eager_bench.tokenizers.base import Tokenizer
@@ -247,10 +247,8 @@ class TIGER(Recommender):
                 state["samples"] += len(batch)
                 if progress is not None:
                     progress[0].update(progress[1], advance=1, description=f"TIGER loss {loss.item():.3f}")
-                over_time = bool(c["max_train_minutes"]) and (
-                    state["train_s"] + time.perf_counter() - interval_start >= 60 * c["max_train_minutes"])
-                if c["max_train_minutes"] and ddp.is_distributed:  # all ranks stop at the same update
-                    over_time = float(all_reduce_sum(float(over_time), ddp)) > 0
+                over_time = bool(c["max_train_minutes"]) and any_rank(
+                    state["train_s"] + time.perf_counter() - interval_start >= 60 * c["max_train_minutes"], ddp)
                 if state["step"] % c["eval_every"] == 0 or state["step"] >= c["max_steps"] or over_time:
                     state["train_s"] += time.perf_counter() - interval_start
                     global_loss = float(all_reduce_sum(loss.detach(), ddp)) / ddp.world_size

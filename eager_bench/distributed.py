@@ -191,6 +191,14 @@ def all_reduce_mean(value: torch.Tensor | float, ctx: DistContext) -> torch.Tens
     return all_reduce_sum(value, ctx) / ctx.world_size
 
 
+def any_rank(flag: bool, ctx: DistContext) -> bool:
+    """True on every rank when the flag is set on at least one (e.g. a time budget ran out on the slowest clock):
+    ranks that disagree on stopping would leave the others waiting in the next collective."""
+    if not ctx.is_distributed:
+        return flag
+    return float(all_reduce_sum(float(flag), ctx)) > 0
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.is_distributed:
         dist.barrier()

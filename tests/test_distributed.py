@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from eager_bench.distributed import (DistContext, all_reduce_mean, all_reduce_sum, batch_size, current,
+from eager_bench.distributed import (DistContext, all_reduce_mean, all_reduce_sum, any_rank, batch_size, current,
                                      global_mean, init_distributed, loss_module, run_distributed, save_on_main,
                                      shard_batch, shard_batches, shutdown, unwrap, wrap_model)
 from eager_bench.data import load_dataset
@@ -129,7 +129,9 @@ def worker_main(out: Path, global_batches_: list[int]) -> None:
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     report: dict = {"world_size": ctx.world_size, "backend": ctx.backend,
-                    "rank_mean": float(all_reduce_mean(torch.tensor(float(ctx.rank)), ctx)), "runs": {}}
+                    "rank_mean": float(all_reduce_mean(torch.tensor(float(ctx.rank)), ctx)), "runs": {},
+                    # only rank 1's clock ran out: both ranks must agree to stop
+                    "any_rank": [any_rank(ctx.rank == 1, ctx), any_rank(False, ctx)]}
     for global_batch in global_batches_:
         losses, weights = train(ctx, global_batch)
         # Every rank ends with the same weights (DDP keeps replicas in sync): compare them through an all-reduce.
@@ -175,6 +177,7 @@ def test_two_gloo_processes_follow_the_single_process_loss(tmp_path: Path, monke
     assert torchrun.returncode == 0, stderr[-3000:]
     ddp = json.loads(out.read_text())
     assert (ddp["world_size"], ddp["backend"], ddp["rank_mean"]) == (2, "gloo", 0.5)
+    assert ddp["any_rank"] == [True, False]
     for global_batch in (32, 33):
         curve = ddp["runs"][str(global_batch)]
         assert curve["replica_spread"] == 0.0
@@ -210,6 +213,7 @@ def test_single_process_without_torchrun(monkeypatch: pytest.MonkeyPatch, tmp_pa
     batch = {"x": torch.arange(6).reshape(3, 2), "y": torch.arange(3)}
     assert shard_batch(batch, ctx) is batch
     assert float(all_reduce_sum(2.5, ctx)) == 2.5
+    assert any_rank(True, ctx) is True and any_rank(False, ctx) is False
     save_on_main({"a": 1}, tmp_path / "ckpt" / "c.pt", ctx)
     assert torch.load(tmp_path / "ckpt" / "c.pt") == {"a": 1} and not list(tmp_path.rglob("*.tmp"))
     shutdown(ctx)

@@ -33,6 +33,9 @@ def test_markov_on_beauty_writes_a_complete_result(data_dir: Path, tmp_path: Pat
     for key in ("git_commit", "git_dirty", "data_sha256", "split_hash", "packages", "hardware", "started_at",
                 "finished_at"):
         assert key in record["provenance"]
+    timing = record["timing"]
+    assert timing["fit_cpu_s"] >= 0 and timing["train_s"] > 0 and len(timing["load_avg_1min"]) == 2
+    assert "resumed_at" not in timing  # a fresh run
     assert set(record["metrics"]["test"]) >= {"Recall@5", "NDCG@5", "Recall@10", "NDCG@10", "Recall@20", "NDCG@20"}
     ranks = read_ranks(outcome.path)
     assert len(ranks["test_ranks"]) == 22_363

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eager_bench.distributed import all_reduce_sum, barrier, current, loss_module, shard_rows
+from eager_bench.distributed import all_reduce_sum, any_rank, barrier, current, loss_module, shard_rows
 from eager_bench.eager.beam import StreamIndex, code_log_likelihood, merge, stream_search
 from eager_bench.eager.losses import gct_loss, generation_loss, stt_loss
 from eager_bench.eager.network import STREAMS, EagerNet
@@ -274,9 +274,7 @@ class EAGER(Recommender):
                 running.zero_()
                 ctx.logger.info("EAGER step %d loss %.4f", done, state["losses"][-1][1])
             # A wall-clock budget (validation included) for fixed-time hardware slots; the last state is validated.
-            out_of_time = budget_s > 0 and time.perf_counter() - wall_start >= budget_s
-            if budget_s > 0 and ddp.is_distributed:  # ranks must stop at the same update, or the next one hangs
-                out_of_time = float(all_reduce_sum(float(out_of_time), ddp)) > 0
+            out_of_time = budget_s > 0 and any_rank(time.perf_counter() - wall_start >= budget_s, ddp)
             if done % cfg["eval_every"] == 0 or done == steps or out_of_time:
                 state["train_s"] += time.perf_counter() - t0
                 ndcg = self._validate(split, state)
