@@ -90,6 +90,9 @@ def test_smoke_tokenization_study_writes_table_and_plots(tmp_path: Path) -> None
     out = tmp_path / "out"
     md = (out / "study_tokenization_smoke.md").read_text()
     assert "## Code quality" in md and "## Downstream EAGER" in md
+    # the random control and the other branch, each tested against EAGER's own codes at the control's branch
+    assert "| synthetic | random | 16 | hkmeans k=16 | Recall@10 |" in md
+    assert "| synthetic | hkmeans | 11 | hkmeans k=16 | NDCG@10 |" in md
     rows = list(csv.DictReader((out / "study_tokenization_smoke.csv").open()))
     assert {r["tokenizer"] for r in rows} == {"hkmeans", "hkmeans-clean", "rqvae", "rkmeans", "random"}
     assert {r["embedding"] for r in rows} == {"text", "din"}

@@ -15,12 +15,18 @@ def study_root(results_dir: Path | None) -> Path:
     return settings.results_dir(results_dir) / "studies"
 
 
-def cached_record(spec: RunSpec, results_dir: Path | None) -> dict[str, Any] | None:
+def cached_path(spec: RunSpec, results_dir: Path | None) -> Path | None:
+    """Where the point's result file is stored (the main store first), or None."""
     for root in (settings.results_dir(results_dir), study_root(results_dir)):
         path = planned_path(spec, root)
         if path.exists():
-            return read_run(path)
+            return path
     return None
+
+
+def cached_record(spec: RunSpec, results_dir: Path | None) -> dict[str, Any] | None:
+    path = cached_path(spec, results_dir)
+    return None if path is None else read_run(path)
 
 
 def find_or_run(spec: RunSpec, results_dir: Path | None, data_dir: Path | None, device: str = "cpu",

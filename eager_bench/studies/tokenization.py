@@ -17,7 +17,7 @@ import numpy as np
 
 from eager_bench.errors import BenchError
 from eager_bench.runner import RunSpec
-from eager_bench.studies.store import find_or_run
+from eager_bench.studies.store import cached_path, find_or_run
 
 OTHER_TOKENIZERS = ("hkmeans-clean", "rqvae", "rkmeans", "random")
 DOWNSTREAM_METRICS = ("Recall@5", "Recall@10", "NDCG@5", "NDCG@10")
@@ -134,13 +134,47 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
             missing.remove((name, tok, k))
             test = record["metrics"]["test"]
             runs.append({"dataset": name, "tokenizer": tok, "branch": k, "run_id": record["run_id"],
+                         "path": str(cached_path(spec, results_dir)),
                          "steps": record["timing"].get("steps"), "train_s": record["timing"]["train_s"],
                          **{m: round(test[m], 4) for m in DOWNSTREAM_METRICS}})
             result["correlations"] = correlations(rows, runs)
             if on_update:
                 on_update(result)
     result["correlations"] = correlations(rows, runs)
+    result["paired"] = paired_tests(runs, reference_branch=plan.controls[0][1] if plan.controls else None)
     return result
+
+
+def paired_tests(runs: list[dict[str, Any]], reference_branch: int | None) -> list[dict[str, Any]]:
+    """Every downstream run against EAGER's own codes (hkmeans at the controls' branch) of the same dataset:
+    difference of the test means and a two-sided Wilcoxon signed-rank test on per-user values, Holm-corrected
+    across all rows (the same test as the leaderboard's)."""
+    from eager_bench.report.stats import holm, paired_p_value, per_user
+    from eager_bench.results import read_ranks
+
+    out: list[dict[str, Any]] = []
+    for dataset in sorted({r["dataset"] for r in runs}):
+        ref = [r for r in runs if r["dataset"] == dataset and (r["tokenizer"], r["branch"]) == ("hkmeans",
+                                                                                                reference_branch)]
+        if not ref:
+            continue
+        ref_ranks = read_ranks(Path(ref[0]["path"]))
+        for run in runs:
+            if run["dataset"] != dataset or run is ref[0]:
+                continue
+            ranks = read_ranks(Path(run["path"]))
+            if not np.array_equal(ranks["users"], ref_ranks["users"]):
+                raise BenchError(f"{run['path']}: test users differ from {ref[0]['path']} (not the same split)")
+            for metric in ("Recall@10", "NDCG@10"):
+                a, b = per_user(ranks["test_ranks"], metric), per_user(ref_ranks["test_ranks"], metric)
+                out.append({"dataset": dataset, "tokenizer": run["tokenizer"], "branch": run["branch"],
+                            "against": f"hkmeans k={reference_branch}", "metric": metric,
+                            "difference": round(float(a.mean() - b.mean()), 4), "p": paired_p_value(a, b)})
+    for row, adjusted in zip(out, holm([row["p"] for row in out])):
+        row["p_holm"] = adjusted
+        row["significant"] = "yes" if adjusted < 0.05 else "no"
+        row["p"], row["p_holm"] = float(f"{row['p']:.3g}"), float(f"{adjusted:.3g}")
+    return out
 
 
 def downstream_points(plan: TokenizationPlan) -> list[tuple[str, int]]:
@@ -232,6 +266,11 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
     lines += ["## Code quality", "", *_md_table(result["quality"], qcols), "",
               "## Downstream EAGER (test)", "", *(_md_table(result["downstream"], dcols) if result["downstream"]
                                                   else ["(none finished)"]), "",
+              "## Against EAGER's own codes (paired, per user)", "",
+              "Two-sided Wilcoxon signed-rank test on per-user test values, Holm-corrected over the rows below.", "",
+              *(_md_table(result.get("paired", []), ["dataset", "tokenizer", "branch", "against", "metric",
+                                                     "difference", "p", "p_holm", "significant"])
+                if result.get("paired") else ["(no pair finished)"]), "",
               "## Which code-quality metric predicts Recall@10 (rank correlation within each dataset, pooled)", "",
               *_md_table(result["correlations"], ["embedding", "metric", "n", "spearman_recall@10"]), ""]
     out_dir.mkdir(parents=True, exist_ok=True)
