@@ -27,20 +27,30 @@ def quality_vs_config(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
 
 
 def quality_vs_recall(correlations: list[dict[str, Any]], stem: Path) -> list[Path]:
-    """Scatter of each metric against EAGER Recall@10, Spearman rho in the panel title."""
+    """Scatter of each metric against EAGER Recall@10, one colour per dataset (the rho in the panel title is taken
+    within datasets), random-code controls as crosses."""
     metrics = sorted({c["metric"] for c in correlations})
     embs = sorted({c["embedding"] for c in correlations})
-    fig, axes = plt.subplots(len(embs), len(metrics), figsize=(2.4 * len(metrics), 2.3 * len(embs)), squeeze=False)
+    datasets = sorted({g for c in correlations for g in c.get("groups", [])})
+    fig, axes = plt.subplots(len(embs), len(metrics), figsize=(2.4 * len(metrics), 2.7 * len(embs)), squeeze=False)
     for i, emb in enumerate(embs):
         for j, metric in enumerate(metrics):
             ax = axes[i][j]
             c = next(c for c in correlations if c["embedding"] == emb and c["metric"] == metric)
-            ax.scatter(c["x"], c["y"], s=14)
+            groups, kinds = c.get("groups", [""] * len(c["x"])), c.get("tokenizers", ["hkmeans"] * len(c["x"]))
+            for x, y, group, kind in zip(c["x"], c["y"], groups, kinds):
+                color = plt.get_cmap("tab10")(datasets.index(group) % 10) if group in datasets else "C0"
+                ax.scatter([x], [y], s=18, color=color, marker="o" if kind == "hkmeans" else "x")
             rho = "n/a" if c["spearman_recall@10"] is None else f"{c['spearman_recall@10']:.2f}"
             ax.set_title(f"{emb}: {metric}\nrho={rho} (n={c['n']})", fontsize=7)
             ax.tick_params(labelsize=6)
             if j == 0:
                 ax.set_ylabel("EAGER Recall@10", fontsize=7)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=plt.get_cmap("tab10")(i % 10), label=d)
+               for i, d in enumerate(datasets)]
+    handles.append(plt.Line2D([], [], ls="", marker="x", color="grey", label="control codes (random)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(fig, stem)
 
 

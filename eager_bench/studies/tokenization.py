@@ -196,7 +196,7 @@ def correlations(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list
     out = []
     for emb in sorted({r["embedding"] for r in rows}):
         for metric in QUALITY_METRICS:
-            xs, ys, groups = [], [], []
+            xs, ys, groups, tokenizers = [], [], [], []
             for run in runs:
                 match = [r for r in rows if r["dataset"] == run["dataset"] and r["embedding"] == emb
                          and r["tokenizer"] == run["tokenizer"] and r["levels"] == 2 and r["branch"] == run["branch"]]
@@ -204,8 +204,10 @@ def correlations(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list
                     xs.append(match[0][metric])
                     ys.append(run["Recall@10"])
                     groups.append(run["dataset"])
+                    tokenizers.append(run["tokenizer"])
             out.append({"embedding": emb, "metric": metric, "n": len(xs),
-                        "spearman_recall@10": within_group_rank_correlation(xs, ys, groups), "x": xs, "y": ys})
+                        "spearman_recall@10": within_group_rank_correlation(xs, ys, groups), "x": xs, "y": ys,
+                        "groups": groups, "tokenizers": tokenizers})
     return out
 
 
