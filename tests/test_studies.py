@@ -119,6 +119,7 @@ def test_smoke_scaling_study_writes_table_plots_and_exponents(tmp_path: Path) ->
                                                            for d in ("synthetic@users=0.5", "synthetic")}
     assert {r["depth"] for r in rows if r["model"] == "EAGER" and r["knob"] == "depth"} == {"1", "2"}
     assert all(float(r["train_s"]) > 0 and float(r["decode_ms_per_user"]) >= 0 for r in rows)
+    assert all(float(r["fit_cpu_s"]) >= 0 and float(r["load_1min"]) >= 0 and r["resumed"] == "" for r in rows)
     assert "## Fitted log-log exponents" in (out / "study_scaling_smoke.md").read_text()
     for stem in ("study_scaling_time_smoke", "study_scaling_decode_smoke"):
         assert (out / "plots" / f"{stem}.png").stat().st_size > 0

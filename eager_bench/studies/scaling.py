@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -104,6 +105,9 @@ def measure(label: str, spec: RunSpec, record: dict[str, Any], data_dir: Path | 
             "beam": config.get(BEAM_KEY[spec.model]) if spec.model in BEAM_KEY else None,
             "train_s": timing["train_s"], "s_per_epoch": None if per_epoch is None else round(float(per_epoch), 3),
             "samples_per_s": timing.get("samples_per_s"), "peak_rss_mb": timing.get("peak_rss_mb"),
+            "fit_cpu_s": timing.get("fit_cpu_s"),
+            "load_1min": round(max(timing["load_avg_1min"]), 2) if timing.get("load_avg_1min") else None,
+            "resumed": "yes" if timing.get("resumed_at") is not None else None,
             # valid and test users are both ranked in eval_s
             "decode_ms_per_user": round(1000 * timing["eval_s"] / (2 * record["n_test_users"]), 3),
             "Recall@10": round(test["Recall@10"], 4), "NDCG@10": round(test["NDCG@10"], 4),
@@ -171,7 +175,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
     stem = out_dir / f"study_scaling{suffix}"
     plan: ScalingPlan = result["plan"]
     cols = ["model", "knob", "dataset", "users", "items", "train_interactions", "depth", "beam", "train_s",
-            "s_per_epoch", "samples_per_s", "peak_rss_mb", "decode_ms_per_user", "Recall@10", "NDCG@10"]
+            "s_per_epoch", "samples_per_s", "fit_cpu_s", "load_1min", "resumed", "peak_rss_mb", "decode_ms_per_user",
+            "Recall@10", "NDCG@10"]
     lines = [f"# Scaling study ({result['profile']} profile)", "", f"Reproduce: `{command}`.", "",
              f"User fractions {plan.fractions} of {plan.dataset} (seeded sample, items re-indexed, so the catalog "
              f"shrinks too); depth {plan.depths} and beam width {plan.beams} for {', '.join(GENERATIVE)} on the "
@@ -179,7 +184,11 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              "costs are the measurement, quality only compares points with each other. Peak RSS is "
              + ("per point (one process each)." if plan.isolate else "the process high-water mark (in-process "
                                                                      "run: not per point).")
-             + " decode_ms_per_user = ranking time of valid+test / (2 x users).", ""]
+             + " decode_ms_per_user = ranking time of valid+test / (2 x users). fit_cpu_s: CPU seconds of the fit"
+             " (all threads); load_1min: the higher 1-minute load average before/after the fit (the machine has "
+             f"{os.cpu_count()} cores: above that, the point shared its cores and its times are inflated); both are "
+             "'-' for points run before the runner recorded them. resumed: fit continued a checkpoint, so train_s "
+             "covers only the last process (per-epoch times come from the whole history).", ""]
     if result.get("pending"):
         lines += [f"**Pending points ({len(result['pending'])})** (study still running or interrupted): "
                   + "; ".join(result["pending"]) + f". Complete with: `{command.replace(' --no-run', '')}`.", ""]
