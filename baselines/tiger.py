@@ -217,9 +217,9 @@ class TIGER(Recommender):
                  "train_s": 0.0, "samples": 0, "stopped": "max_steps"}
         ckpt = self._checkpoint("checkpoint.pt")
         resumed = load_training_state(ckpt, self.model, optimizer, scheduler, self.device)
+        resumed_at = None if resumed is None else resumed["step"]
         if resumed is not None:
             state = resumed
-            self.resumed_at = state["step"]
             self.context.logger.info("TIGER: resumed at step %d from %s", state["step"], ckpt)
 
         if self.device.type == "cuda":
@@ -265,7 +265,7 @@ class TIGER(Recommender):
 
         self.model.load_state_dict(torch.load(self._checkpoint("best.pt"), map_location=self.device))
         self.model.eval()
-        report = {**self._report(state, len(targets)), "resumed_at": getattr(self, "resumed_at", None)}
+        report = self._report(state, len(targets), resumed_at)
         report.update(self._measure_decoding(split.valid))
         return report
 
@@ -312,13 +312,14 @@ class TIGER(Recommender):
         barrier(self.ddp)  # the other ranks may read best.pt next
         return done
 
-    def _report(self, state: dict[str, Any], n_samples: int) -> dict[str, Any]:
+    def _report(self, state: dict[str, Any], n_samples: int, resumed_at: int | None) -> dict[str, Any]:
         c = self.config
         samples_per_s = state["samples"] / state["train_s"] if state["train_s"] else 0.0
         tok = self.tokenizer
         codes = np.asarray(tok.codes)
         report = {
             "steps": state["step"], "epochs": round(state["samples"] / n_samples, 3), "best_step": state["best_step"],
+            "resumed_at": resumed_at,
             "best_valid_NDCG@10_subset": round(state["best"], 5), "stopped_by": state["stopped"],
             "valid_curve": state["curve"], "train_samples": n_samples,
             "samples_per_s": round(samples_per_s, 1),

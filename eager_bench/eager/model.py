@@ -40,7 +40,7 @@ class TrainingHalted(BenchError):
 
 
 def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, profile: str,
-                  device: str, tokenizer: str = "hkmeans") -> dict[str, np.ndarray]:
+                  device: str, tokenizer: str) -> dict[str, np.ndarray]:
     """The stream's pretrained item embeddings and its 2-level codes (tests replace this with small stand-ins).
     `random` keeps the tree's shape but deals items to leaves at random: the control for "do the codes matter"."""
     from eager_bench.embeddings import item_embeddings
@@ -54,10 +54,15 @@ def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, pr
             "valid_items": np.asarray(valid_items)}
 
 
+def linear_warmup(step: int, warmup: int, init_lr: float, lr: float) -> float:
+    """Factor of lr during warm-up: linear from init_lr at update 0 to lr at update `warmup`."""
+    return (init_lr + step * (lr - init_lr) / warmup) / lr
+
+
 def inverse_sqrt(step: int, warmup: int, init_lr: float, lr: float) -> float:
     """fairseq's inverse_sqrt schedule as a factor of lr: linear init_lr -> lr over `warmup` updates, then decay."""
     if step < warmup:
-        return (init_lr + step * (lr - init_lr) / warmup) / lr
+        return linear_warmup(step, warmup, init_lr, lr)
     return math.sqrt(warmup / max(step, 1))
 
 
@@ -65,7 +70,7 @@ def cosine(step: int, warmup: int, init_lr: float, lr: float, total: int) -> flo
     """The same linear warm-up, then a half cosine from lr to 0 at update `total`: a fixed budget ends annealed,
     so its last validations sit on a plateau instead of a still-rising inverse-sqrt curve."""
     if step < warmup:
-        return (init_lr + step * (lr - init_lr) / warmup) / lr
+        return linear_warmup(step, warmup, init_lr, lr)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -229,9 +234,9 @@ class EAGER(Recommender):
                  "train_s": 0.0}
         ckpt = ctx.checkpoint_path("eager.pt")
         resumed = load_training_state(ckpt, self.net, opt, sched, self.device)
+        resumed_at = None if resumed is None else resumed["step"]
         if resumed is not None:
             state = resumed
-            self.resumed_at = state["step"]
             ctx.logger.info("EAGER: resumed from %s at step %d", ckpt, state["step"])
 
         def save() -> None:
@@ -297,7 +302,7 @@ class EAGER(Recommender):
             self.net.load_state_dict(state["best_state"])
         self.net.eval()
         trained = max(state["step"] - t_start_step, 0)
-        return {**self._report(state, n, per_epoch, trained), "resumed_at": getattr(self, "resumed_at", None)}
+        return self._report(state, n, per_epoch, trained, resumed_at)
 
     @torch.no_grad()
     def _validate(self, split: Split, state: dict[str, Any]) -> float:
@@ -315,7 +320,8 @@ class EAGER(Recommender):
             state["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
         return ndcg
 
-    def _report(self, state: dict[str, Any], n: int, per_epoch: int, trained: int) -> dict[str, Any]:
+    def _report(self, state: dict[str, Any], n: int, per_epoch: int, trained: int,
+                resumed_at: int | None) -> dict[str, Any]:
         cfg = self.config
         sps = state["step"] / state["train_s"] if state["train_s"] > 0 else 0.0
         notes = [
@@ -342,7 +348,8 @@ class EAGER(Recommender):
                 "losses": state["losses"], "samples_per_s": round(sps * cfg["batch_size"], 1),
                 "steps_per_s": round(sps, 3), "seconds_per_epoch": round(per_epoch / sps, 2) if sps else None,
                 "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size,
-                "time_to_95pct_of_best_valid": time_to_fraction(state["curve"]), "notes": notes}
+                "time_to_95pct_of_best_valid": time_to_fraction(state["curve"]), "resumed_at": resumed_at,
+                "notes": notes}
 
     # ------------------------------------------------------------------ inference
 

@@ -36,6 +36,11 @@ class Run:
     def test_metrics(self) -> dict[str, float]:
         return self.record["metrics"]["test"]
 
+    @classmethod
+    def from_file(cls, path: Path, record: dict[str, Any]) -> Run:
+        key = RunKey(record["model"], record["variant"], record["dataset"], record["profile"], int(record["seed"]))
+        return cls(key, path, record)
+
     def ranks(self) -> dict[str, np.ndarray] | None:
         """The per-user sidecar (users, test_ranks, ...) or None when it is missing."""
         if self._ranks is None and ranks_path(self.path).exists():
@@ -55,7 +60,8 @@ def collect_runs(results_dir: Path, profiles: Iterable[str] | None = FULL_SIZE_P
     wanted_datasets = set(datasets) if datasets is not None else None
     newest: dict[RunKey, Run] = {}
     for path, record in iter_results(results_dir):
-        key = RunKey(record["model"], record["variant"], record["dataset"], record["profile"], int(record["seed"]))
+        run = Run.from_file(path, record)
+        key = run.key
         if wanted_profiles is not None and key.profile not in wanted_profiles:
             continue
         if wanted_models is not None and key.model not in wanted_models:
@@ -64,7 +70,7 @@ def collect_runs(results_dir: Path, profiles: Iterable[str] | None = FULL_SIZE_P
             continue
         current = newest.get(key)
         if current is None or (_finished(record), str(path)) > (_finished(current.record), str(current.path)):
-            newest[key] = Run(key, path, record)
+            newest[key] = run
     return [newest[key] for key in sorted(newest)]
 
 

@@ -31,15 +31,14 @@ def quality_vs_recall(correlations: list[dict[str, Any]], stem: Path) -> list[Pa
     within datasets), random-code controls as crosses."""
     metrics = sorted({c["metric"] for c in correlations})
     embs = sorted({c["embedding"] for c in correlations})
-    datasets = sorted({g for c in correlations for g in c.get("groups", [])})
+    datasets = sorted({g for c in correlations for g in c["groups"]})
     fig, axes = plt.subplots(len(embs), len(metrics), figsize=(2.4 * len(metrics), 2.7 * len(embs)), squeeze=False)
     for i, emb in enumerate(embs):
         for j, metric in enumerate(metrics):
             ax = axes[i][j]
             c = next(c for c in correlations if c["embedding"] == emb and c["metric"] == metric)
-            groups, kinds = c.get("groups", [""] * len(c["x"])), c.get("tokenizers", ["hkmeans"] * len(c["x"]))
-            for x, y, group, kind in zip(c["x"], c["y"], groups, kinds):
-                color = plt.get_cmap("tab10")(datasets.index(group) % 10) if group in datasets else "C0"
+            for x, y, group, kind in zip(c["x"], c["y"], c["groups"], c["tokenizers"]):
+                color = plt.get_cmap("tab10")(datasets.index(group) % 10)
                 ax.scatter([x], [y], s=18, color=color, marker="o" if kind == "hkmeans" else "x")
             rho = "n/a" if c["spearman_recall@10"] is None else f"{c['spearman_recall@10']:.2f}"
             ax.set_title(f"{emb}: {metric}\nrho={rho} (n={c['n']})", fontsize=7)

@@ -151,7 +151,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
                     _run_isolated(spec, results_dir, data_dir, device)
                     record = cached_record(spec, results_dir)
                 else:
-                    record = find_or_run(spec, results_dir, data_dir, device)
+                    record = find_or_run(spec, results_dir, data_dir, device).record
             except BenchError as exc:
                 failed.append(f"{spec.model} {spec.dataset} {label}: {exc}")
         if record is None:

@@ -16,8 +16,9 @@ from typing import Any, Callable
 import numpy as np
 
 from eager_bench.errors import BenchError
+from eager_bench.report.collect import Run
 from eager_bench.runner import RunSpec
-from eager_bench.studies.store import cached_path, find_or_run
+from eager_bench.studies.store import find_or_run
 
 OTHER_TOKENIZERS = ("hkmeans-clean", "rqvae", "rkmeans", "random")
 DOWNSTREAM_METRICS = ("Recall@5", "Recall@10", "NDCG@5", "NDCG@10")
@@ -109,7 +110,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
     missing = [(name, tok, k) for name in n_items for tok, k in downstream_points(plan) if k * k >= n_items[name]]
     start = time.monotonic()
     result = {"plan": plan, "profile": profile, "quality": rows, "downstream": runs, "missing": missing,
-              "pending": [f"{d}/{e}/{t} {p or ''}".strip() for d, e, t, p in jobs], "correlations": []}
+              "pending": [f"{d}/{e}/{t} {p or ''}".strip() for d, e, t, p in jobs], "correlations": [], "paired": []}
     for name, emb, tok, params in jobs:
         if budget_minutes and time.monotonic() - start > 60 * budget_minutes:
             break
@@ -128,29 +129,35 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
                            overrides={"branch": k, **({} if tok == "hkmeans" else {"tokenizer": tok}),
                                       **plan.eager_overrides})
             note(f"{name}: EAGER {tok} branch={k}" + ("" if downstream else " (lookup only)"))
-            record = find_or_run(spec, results_dir, data_dir, device, execute=downstream)
-            if record is None:
+            outcome = find_or_run(spec, results_dir, data_dir, device, execute=downstream)
+            if outcome is None:
                 continue
             missing.remove((name, tok, k))
+            record = outcome.record
             test = record["metrics"]["test"]
             runs.append({"dataset": name, "tokenizer": tok, "branch": k, "run_id": record["run_id"],
-                         "path": str(cached_path(spec, results_dir)),
                          "steps": record["timing"].get("steps"), "train_s": record["timing"]["train_s"],
-                         **{m: round(test[m], 4) for m in DOWNSTREAM_METRICS}})
-            result["correlations"] = correlations(rows, runs)
+                         **{m: round(test[m], 4) for m in DOWNSTREAM_METRICS},
+                         "run": Run.from_file(outcome.path, record)})
+            _analyse(result, plan)
             if on_update:
                 on_update(result)
-    result["correlations"] = correlations(rows, runs)
-    result["paired"] = paired_tests(runs, reference_branch=plan.controls[0][1] if plan.controls else None)
+    _analyse(result, plan)
     return result
+
+
+def _analyse(result: dict[str, Any], plan: TokenizationPlan) -> None:
+    """Correlations and paired tests of the points finished so far (the table is rewritten after every point)."""
+    result["correlations"] = correlations(result["quality"], result["downstream"])
+    result["paired"] = paired_tests(result["downstream"], plan.controls[0][1] if plan.controls else None)
 
 
 def paired_tests(runs: list[dict[str, Any]], reference_branch: int | None) -> list[dict[str, Any]]:
     """Every downstream run against EAGER's own codes (hkmeans at the controls' branch) of the same dataset:
-    difference of the test means and a two-sided Wilcoxon signed-rank test on per-user values, Holm-corrected
-    across all rows (the same test as the leaderboard's)."""
-    from eager_bench.report.stats import holm, paired_p_value, per_user
-    from eager_bench.results import read_ranks
+    difference of the test means and the leaderboard's paired test on per-user values (two-sided Wilcoxon,
+    Holm-corrected across all rows)."""
+    from eager_bench.report.board import per_user_mean
+    from eager_bench.report.stats import ALPHA, holm, paired_p_value
 
     out: list[dict[str, Any]] = []
     for dataset in sorted({r["dataset"] for r in runs}):
@@ -158,23 +165,26 @@ def paired_tests(runs: list[dict[str, Any]], reference_branch: int | None) -> li
                                                                                                 reference_branch)]
         if not ref:
             continue
-        ref_ranks = read_ranks(Path(ref[0]["path"]))
         for run in runs:
             if run["dataset"] != dataset or run is ref[0]:
                 continue
-            ranks = read_ranks(Path(run["path"]))
-            if not np.array_equal(ranks["users"], ref_ranks["users"]):
-                raise BenchError(f"{run['path']}: test users differ from {ref[0]['path']} (not the same split)")
             for metric in ("Recall@10", "NDCG@10"):
-                a, b = per_user(ranks["test_ranks"], metric), per_user(ref_ranks["test_ranks"], metric)
+                (users, a), (ref_users, b) = (per_user_mean([r["run"]], metric) for r in (run, ref[0]))
+                if not np.array_equal(users, ref_users):
+                    raise BenchError(f"{run['run'].path}: test users differ from {ref[0]['run'].path}")
                 out.append({"dataset": dataset, "tokenizer": run["tokenizer"], "branch": run["branch"],
                             "against": f"hkmeans k={reference_branch}", "metric": metric,
                             "difference": round(float(a.mean() - b.mean()), 4), "p": paired_p_value(a, b)})
     for row, adjusted in zip(out, holm([row["p"] for row in out])):
-        row["p_holm"] = adjusted
-        row["significant"] = "yes" if adjusted < 0.05 else "no"
+        row["significant"] = "yes" if adjusted < ALPHA else "no"
         row["p"], row["p_holm"] = float(f"{row['p']:.3g}"), float(f"{adjusted:.3g}")
     return out
+
+
+def same_codes(row: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Whether a code-quality row describes the codes a downstream EAGER run trained on (2 levels, same k)."""
+    return (row["dataset"], row["tokenizer"], row["branch"], row["levels"]) == (run["dataset"], run["tokenizer"],
+                                                                                run["branch"], 2)
 
 
 def downstream_points(plan: TokenizationPlan) -> list[tuple[str, int]]:
@@ -198,8 +208,7 @@ def correlations(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list
         for metric in QUALITY_METRICS:
             xs, ys, groups, tokenizers = [], [], [], []
             for run in runs:
-                match = [r for r in rows if r["dataset"] == run["dataset"] and r["embedding"] == emb
-                         and r["tokenizer"] == run["tokenizer"] and r["levels"] == 2 and r["branch"] == run["branch"]]
+                match = [r for r in rows if r["embedding"] == emb and same_codes(r, run)]
                 if match and match[0][metric] is not None:
                     xs.append(match[0][metric])
                     ys.append(run["Recall@10"])
@@ -254,25 +263,25 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
              "Downstream: EAGER is a 2-level model that builds its own codes from its `branch` and `tokenizer` keys, "
              "so only (hkmeans, 2 levels, k^2 >= N) points and the controls "
              f"{', '.join(f'{t} k={k}' for t, k in plan.controls)} have Recall/NDCG; longer codes and the other "
-             f"tokenizers are code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` (a short run: "
-             "compare points with each other, not with the paper).", ""]
+             f"tokenizers are code-quality only. EAGER overrides: `{plan.eager_overrides or 'profile defaults'}` "
+             "(a short run: compare points with each other, not with the paper).", ""]
     if result.get("pending"):
         lines += [f"**Pending code-quality points ({len(result['pending'])})** (not built yet): "
                   + "; ".join(result["pending"]) + f". Complete with: `eager-bench study tokenization --profile "
                   f"{result['profile']} --no-downstream` (built codes are cached).", ""]
     if result["missing"]:
         lines += ["**Missing downstream points** (not run yet): " + ", ".join(
-            f"{d} {t} branch={k}" for d, t, k in result["missing"]) + ". Complete with: `eager-bench study tokenization "
-            f"--profile {result['profile']}`"
-            " (finished points are reused).", ""]
+            f"{d} {t} branch={k}" for d, t, k in result["missing"])
+            + f". Complete with: `eager-bench study tokenization --profile {result['profile']}` (finished points are "
+            "reused).", ""]
     lines += ["## Code quality", "", *_md_table(result["quality"], qcols), "",
               "## Downstream EAGER (test)", "", *(_md_table(result["downstream"], dcols) if result["downstream"]
                                                   else ["(none finished)"]), "",
               "## Against EAGER's own codes (paired, per user)", "",
               "Two-sided Wilcoxon signed-rank test on per-user test values, Holm-corrected over the rows below.", "",
-              *(_md_table(result.get("paired", []), ["dataset", "tokenizer", "branch", "against", "metric",
-                                                     "difference", "p", "p_holm", "significant"])
-                if result.get("paired") else ["(no pair finished)"]), "",
+              *(_md_table(result["paired"], ["dataset", "tokenizer", "branch", "against", "metric", "difference",
+                                             "p", "p_holm", "significant"])
+                if result["paired"] else ["(no pair finished)"]), "",
               "## Which code-quality metric predicts Recall@10 (rank correlation within each dataset, pooled)", "",
               *_md_table(result["correlations"], ["embedding", "metric", "n", "spearman_recall@10"]), ""]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,8 +292,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
         writer = csv.DictWriter(handle, fieldnames=qcols + [m for m in DOWNSTREAM_METRICS])
         writer.writeheader()
         for row in result["quality"]:
-            run = [r for r in result["downstream"] if row["tokenizer"] == r["tokenizer"] and row["levels"] == 2
-                   and r["dataset"] == row["dataset"] and r["branch"] == row["branch"]]
+            run = [r for r in result["downstream"] if same_codes(row, r)]
             writer.writerow({**{c: row[c] for c in qcols}, **({m: run[0][m] for m in DOWNSTREAM_METRICS}
                                                               if run else {})})
     plots = []
