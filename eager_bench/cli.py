@@ -37,12 +37,12 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
 
 
 @data_app.command("list")
-def data_list() -> None:
-    """The datasets this suite knows."""
-    from eager_bench.data.registry import DATASETS
+def data_list(data_dir: Optional[Path] = DataDir) -> None:
+    """The datasets this suite knows, and those found in the data directory (folders, datasets.yaml, plugins)."""
+    from eager_bench.data.registry import all_specs
 
     table = Table("dataset", "source", "description")
-    for spec in DATASETS.values():
+    for spec in all_specs(data_dir):
         table.add_row(spec.name, spec.kind, spec.description)
     console.print(table)
 
@@ -76,8 +76,10 @@ def data_download(dataset: list[str] = typer.Option(None, "--dataset", "-d", hel
 
     names = dataset or BENCHMARK_DATASETS
     for name in names:
-        if get_spec(name).kind != "s3rec":
-            raise BenchError(f"dataset {name} ships with a package and needs no download")
+        kind = get_spec(name, data_dir).kind
+        if kind != "s3rec":
+            raise BenchError(f"dataset {name} ({kind}) has nothing to download: only {', '.join(BENCHMARK_DATASETS)} "
+                             "have a public source")
     root = settings.data_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -146,7 +148,7 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
         for name in model_list:
             get_model_class(name)
         for name in dataset_list:
-            get_spec(name)
+            get_spec(name, data_dir)
         if seeds < 1:
             raise BenchError(f"--seeds must be >= 1, got {seeds}")
         items = plan(model_list, dataset_list, list(range(seeds)), profile, results_root)

@@ -17,6 +17,7 @@ import numpy as np
 from eager_bench import settings
 from eager_bench.config import DEFAULT_VARIANT, config_hash, hashed_config, resolve_config
 from eager_bench.data import load_dataset
+from eager_bench.data.notes import collecting
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import MAX_K, evaluate
 from eager_bench.models.base import RunContext
@@ -115,7 +116,8 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
 
     load_before = os.getloadavg()[0]
     t0, cpu0 = time.perf_counter(), process_cpu_s()
-    training = model.fit(split) or {}
+    with collecting() as data_notes:  # what the data forced on the model (e.g. attributes for absent item text)
+        training = model.fit(split) or {}
     train_s, fit_cpu_s = time.perf_counter() - t0, process_cpu_s() - cpu0
 
     t1 = time.perf_counter()
@@ -138,7 +140,7 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
     provenance = {**git_state(), "data_sha256": dataset.data_sha256(), "data_files": dataset.file_sha256,
                   "split_hash": split.fingerprint, "packages": package_versions(), "hardware": hardware(device),
                   "command": " ".join(sys.argv), "started_at": started, "finished_at": now_iso()}
-    notes = list(training.pop("notes", []))
+    notes = list(training.pop("notes", [])) + data_notes
     record = RunRecord(run_id=run_id, model=spec.model, variant=spec.variant, dataset=spec.dataset,
                        profile=spec.profile, seed=spec.seed, config=config, config_hash=digest,
                        metrics={"valid": valid.metrics, "test": test.metrics}, n_test_users=len(split.test),

@@ -70,7 +70,7 @@ def ablate(component: str = typer.Option(..., "--component", "-c",
     variants = ablation_variants(component, variant_names(cls.config_file), model)
     dataset_list = datasets or BENCHMARK_DATASETS
     for name in dataset_list:
-        get_spec(name)
+        get_spec(name, data_dir)
     root = settings.results_dir(results_dir)
     items = plan([model], dataset_list, list(range(seeds)), profile, root, variants=variants)
     if dry_run:

@@ -19,6 +19,11 @@ class SequenceDataset:
     item_records: list[dict[str, Any]] | None = None  # index i-1 describes item i (text, attributes)
     attributes: dict[int, list[int]] = field(default_factory=dict)
     file_sha256: dict[str, str] = field(default_factory=dict)
+    # Optional inputs that were looked for and are absent ("text" / "attributes" -> path), so a model that needs
+    # one can refuse with a line naming the file instead of a generic "no text".
+    missing: dict[str, str] = field(default_factory=dict)
+    # Where a user dataset came from (format, folder, saved id map); shown by `data stats`, empty for the registry's.
+    origin: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -39,6 +44,7 @@ class SequenceDataset:
             "min_len": int(lengths.min()),
             "max_len": int(lengths.max()),
             "attribute_ids": len({a for attrs in self.attributes.values() for a in attrs}),
+            **self.origin,
         }
 
     def data_sha256(self) -> str:

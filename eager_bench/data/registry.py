@@ -1,22 +1,18 @@
-"""The dataset registry: names users type, and how each is loaded."""
+"""The dataset registry: names users type, and how each is loaded.
+
+A name that is not registered here is looked up outside the package (eager_bench.data.sources): the entry-point
+group `eager_bench.datasets`, `datasets.yaml` in the data directory, then a folder of that name in it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Hashable
 
 from eager_bench import settings
 from eager_bench.data.dataset import SequenceDataset
+from eager_bench.data.spec import DatasetSpec
 from eager_bench.errors import BenchError
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    kind: str  # "s3rec": files under the data directory; "builtin": shipped with a package or generated
-    description: str
-    loader: Callable[[Path], SequenceDataset]
 
 
 def _s3rec(name: str) -> Callable[[Path], SequenceDataset]:
@@ -62,20 +58,49 @@ def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
-def get_spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise BenchError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[name]
+def get_spec(name: str, data_dir: str | Path | None = None) -> DatasetSpec:
+    """The registered spec, else one from an entry point, `datasets.yaml` or a folder under the data directory."""
+    if name in DATASETS:
+        return DATASETS[name]
+    from eager_bench.data.sources import find_spec
+
+    root = settings.data_dir(data_dir)
+    spec = find_spec(name, root)
+    if spec is None:
+        raise BenchError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or a folder {name}/ under {root} "
+                         f"holding {name}.txt (S3-Rec) or {name}.inter (RecBole atomic)")
+    return spec
 
 
-_CACHE: dict[tuple[str, str], SequenceDataset] = {}
+def all_specs(data_dir: str | Path | None = None) -> list[DatasetSpec]:
+    """Registered datasets, then those found outside the package (for `data list`)."""
+    from eager_bench.data.sources import discovered_specs
+
+    return [*DATASETS.values(), *discovered_specs(settings.data_dir(data_dir), set(DATASETS))]
+
+
+def _folder_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    if not folder.is_dir():
+        return ()
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def _cache_key(spec: DatasetSpec, root: Path) -> tuple[Hashable, ...]:
+    if spec.folder is not None:  # a user's files may change between two loads in one process (tests, notebooks)
+        return (spec.name, str(spec.folder.resolve()), _folder_stamp(spec.folder))
+    if spec.kind in ("s3rec", "plugin"):
+        return (spec.name, str(root.resolve()))
+    return (spec.name, "")
+
+
+_CACHE: dict[tuple[Hashable, ...], SequenceDataset] = {}
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> SequenceDataset:
     """Load (and verify) a dataset; repeated loads in one process reuse the parsed data."""
-    spec = get_spec(name)
+    spec = get_spec(name, data_dir)
     root = settings.data_dir(data_dir)
-    key = (name, str(root.resolve()) if spec.kind == "s3rec" else "")
+    key = _cache_key(spec, root)
     if key not in _CACHE:
         _CACHE[key] = spec.loader(root)
     return _CACHE[key]

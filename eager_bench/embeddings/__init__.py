@@ -100,7 +100,13 @@ def embedding_record(dataset: SequenceDataset | str, split: Any = None, kind: st
 def item_embeddings(dataset: SequenceDataset | str, split: Any = None, kind: str = "text", seed: int = 0,
                     profile: str = "cpu", device: str = "cpu", overrides: dict[str, Any] | None = None,
                     show_progress: bool = True) -> np.ndarray:
-    """float32 [n_items, d], row i-1 = item i (see the module docstring); cached on disk."""
+    """float32 [n_items, d], row i-1 = item i (see the module docstring); cached on disk. A model asking for
+    "text" on a dataset without item text gets attribute embeddings (declared in its result) or a one-line refusal."""
+    if kind == "text":
+        from eager_bench.data.text_source import semantic_kind
+
+        dataset, split = _resolve(dataset, split)
+        kind = semantic_kind(dataset)
     return embedding_record(dataset, split, kind, seed, profile, device, overrides, show_progress)[0]
 
 

@@ -6,7 +6,8 @@ Templates (fields of `<Name>.items.jsonl`; missing fields are skipped; HTML enti
 - Toys_and_Games:      "Title: {title}; Categories: {categories}"  (its attributes are unnamed ids: no brand)
 - Sports_and_Outdoors: "Attributes: {attribute names}; Keywords: {idgen_keywords}"  (no titles exist)
 - Yelp:                "Name: {name}; Categories: {categories}"
-- ml-100k, synthetic and anything else: "Title: {title or name}; Categories: {categories}"
+- ml-100k, synthetic and anything else: "Title: {title or name}; Categories: {categories}", or a record's own
+                       "text" when it has one (user datasets: RecBole .item fields, or a "text" key)
 Categories are flattened (Amazon stores lists of paths), de-duplicated in order and joined with ", ".
 Declared deviation from both papers: 384-d MiniLM instead of 768-d Sentence-T5, no price or description.
 
@@ -65,6 +66,8 @@ def item_text(dataset: str, record: dict[str, Any]) -> str:
                       ("Keywords", _clean(record.get("idgen_keywords")))])
     if dataset == "Yelp":
         return _join([("Name", _clean(record.get("name"))), ("Categories", ", ".join(categories))])
+    if record.get("text"):  # user datasets: RecBole .item fields, or a ready "text" in <Name>.items.jsonl
+        return _clean(record["text"])
     title = _clean(record.get("title") or record.get("name"))
     return _join([("Title", title), ("Categories", ", ".join(categories))])
 
