@@ -149,8 +149,12 @@ def test_data_stats_on_a_user_folder(data_root: Path, capsys: pytest.CaptureFixt
     assert (stats["users"], stats["items"], stats["format"]) == (N_USERS, N_ITEMS, "recbole")
     assert stats["interactions"] == sum(len(s) for s in walks())
     assert Path(stats["id_map"]).is_file()
-    code, out, _ = cli(capsys, "data", "list")
-    assert code == 0 and "ShopAtomic" in out and "user" in out
+    (data_root / "Both").mkdir()
+    (data_root / "Both" / "Both.txt").write_text("1 2 3 4\n")
+    (data_root / "Both" / "Both.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n")
+    code, out, err = cli(capsys, "data", "list")
+    assert code == 0, err
+    assert "ShopAtomic" in out and "user" in out and "Both" in out  # one odd folder does not hide the others
 
 
 # --------------------------------------------------------------------------------------- reading and re-indexing

@@ -150,6 +150,18 @@ def find_spec(name: str, root: Path) -> DatasetSpec | None:
     return None
 
 
+def _listed_folder(folder: Path) -> DatasetSpec:
+    """A folder for `data list`: one that cannot be loaded (both formats in it) is listed with the reason, so one
+    odd folder does not hide the others."""
+    try:
+        return folder_spec(folder.name, folder)
+    except BenchError as exc:
+        def refuse(_root: Path) -> SequenceDataset:
+            raise exc
+
+        return DatasetSpec(folder.name, "user", f"cannot load: {exc}", refuse, folder=folder)
+
+
 def discovered_specs(root: Path, taken: set[str]) -> list[DatasetSpec]:
     """Every dataset `find_spec` would resolve that is not in `taken` (for `data list`); a folder that holds
     neither format is not a dataset and is skipped rather than reported."""
@@ -163,5 +175,5 @@ def discovered_specs(root: Path, taken: set[str]) -> list[DatasetSpec]:
             if folder.name in seen or not folder.is_dir() or not NAME.fullmatch(folder.name):
                 continue
             if any((folder / f"{folder.name}{suffix}").is_file() for suffix in FORMATS.values()):
-                specs.append(folder_spec(folder.name, folder))
+                specs.append(_listed_folder(folder))
     return specs
