@@ -15,6 +15,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
 from eager_bench.evaluation import NO_ITEM
+from eager_bench.ranking import top_k
 
 
 class CodeTable:
@@ -98,7 +99,8 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
         allowed = table.allowed[level][node]  # [batch, width, size]
         cand = (score.unsqueeze(-1) + logp).masked_fill(~allowed, float("-inf")).view(batch, width * size)
         new_width = min(beam, width * size)
-        score, flat = cand.topk(new_width, dim=1)
+        flat = top_k(cand, new_width)  # equal scores: the earlier (parent beam, token) first
+        score = torch.gather(cand, 1, flat)
         parent, token = flat // size, flat % size
         node = table.child[level][node.gather(1, parent), token]
         generated = torch.cat([generated.gather(1, parent.unsqueeze(-1).expand(-1, -1, level)),

@@ -15,6 +15,7 @@ import torch
 
 from eager_bench.eager.network import CodeDecoder
 from eager_bench.evaluation import NO_ITEM
+from eager_bench.ranking import top_k
 
 NEG_INF = float("-inf")
 
@@ -93,7 +94,9 @@ def stream_search(decoder: CodeDecoder, index: StreamIndex, memory: torch.Tensor
     logp1 = torch.log_softmax(h0 @ decoder.level1_rows().T, dim=-1)
     leaf_ok = (index.leaf_item != NO_ITEM).view(kb, kb)
     w = min(width, kb)
-    s1, c1 = torch.topk(logp1.masked_fill(~leaf_ok.any(1)[None], NEG_INF), w, dim=1)  # [B, W] best first
+    level1 = logp1.masked_fill(~leaf_ok.any(1)[None], NEG_INF)
+    c1 = top_k(level1, w)  # [B, W] best first, equal log-probabilities by the smaller code
+    s1 = torch.gather(level1, 1, c1)
     keep = min(2 * k_out, w * kb)  # room for duplicate leaves, so k_out distinct items remain after dedup
     best = torch.full((b, keep), NEG_INF, device=dev)
     best_leaf = torch.zeros((b, keep), dtype=torch.long, device=dev)
@@ -110,7 +113,9 @@ def stream_search(decoder: CodeDecoder, index: StreamIndex, memory: torch.Tensor
         logp2 = logp2.masked_fill(~leaf_ok[tok], NEG_INF)
         total = (s1[active, start:start + chunk, None] + logp2).flatten(1)  # [A, c*k]
         leaves = (tok[:, :, None] * kb + torch.arange(kb, device=dev)).flatten(1)
-        top, pos = torch.topk(torch.cat([best[active], total], dim=1), keep, dim=1)
+        pooled = torch.cat([best[active], total], dim=1)
+        pos = top_k(pooled, keep)  # ties keep the earlier path (kept ones first, then leaf order)
+        top = torch.gather(pooled, 1, pos)
         top_leaf = torch.gather(torch.cat([best_leaf[active], leaves], dim=1), 1, pos)
         best[active], best_leaf[active] = top, top_leaf
         _, distinct = first_distinct(index.leaf_item[top_leaf], top, k_out)
@@ -155,6 +160,6 @@ def merge(results: dict[str, StreamResult], rescored: torch.Tensor | None, k: in
     items = torch.cat([r.items for r in results.values()], dim=1)
     scores = rescored if rescored is not None else torch.cat([r.scores for r in results.values()], dim=1)
     scores = scores.masked_fill(items == NO_ITEM, NEG_INF)
-    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    order = top_k(scores, scores.shape[1], ids=items)  # equal scores: the smaller item id first
     items, scores = torch.gather(items, 1, order), torch.gather(scores, 1, order)
     return first_distinct(items, scores, k)[0]

@@ -9,7 +9,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from eager_bench.errors import BenchError
+from eager_bench.evaluation import NO_ITEM
 from eager_bench.models.base import Recommender
+from eager_bench.ranking import top_k
 from eager_bench.split import Split
 
 
@@ -34,16 +36,16 @@ class Markov(Recommender):
         self.transitions.sum_duplicates()
         # Popularity, scaled below one transition count, breaks ties and fills rows with few successors.
         self.prior = self.config["popularity_weight"] * popularity / max(popularity.max(), 1.0)
-        self.prior[0] = -np.inf
         valid = self.evaluate_on(split.valid)
         return {"valid": valid.metrics, "transitions": int(self.transitions.nnz)}
 
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
         last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
-        scores = self.transitions[last].toarray() + self.prior[None, :]
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1)
+        scores = self.transitions[last, 1:].toarray() + self.prior[None, 1:]  # column 0 (padding) is no item
+        # Ties (items with equal counts and popularity) go to the smaller item id, whatever the CPU's sort kernel.
+        out = np.full((len(histories), k), NO_ITEM, dtype=np.int64)
+        out[:, :min(k, self.n_items)] = top_k(scores, k) + 1
+        return out
 
     def save(self, path: Path) -> None:
         sp.save_npz(path, self.transitions)

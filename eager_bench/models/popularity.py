@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from eager_bench.evaluation import NO_ITEM
 from eager_bench.models.base import Recommender
+from eager_bench.ranking import top_k
 from eager_bench.split import Split
 
 
@@ -18,14 +20,15 @@ class Popularity(Recommender):
         counts = np.zeros(self.n_items + 1, dtype=np.float64)
         for seq in split.train:
             np.add.at(counts, seq, 1.0)
-        counts[0] = -np.inf
-        # Stable sort: equal counts are ranked by item id, so the ranking is deterministic.
-        self.order = np.argsort(-counts, kind="stable")
+        # Equal counts are ranked by item id (the suite's one tie rule), so the ranking is the same on every CPU.
+        self.order = top_k(counts[1:], self.n_items) + 1  # column 0 is the padding id, never an item
         valid = self.evaluate_on(split.valid)
         return {"valid": valid.metrics}
 
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
-        return np.tile(self.order[:k], (len(histories), 1))
+        out = np.full((len(histories), k), NO_ITEM, dtype=np.int64)
+        out[:, :min(k, self.n_items)] = self.order[:k]
+        return out
 
     def save(self, path: Path) -> None:
         np.save(path, self.order)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from eager_bench.ranking import top_k
+
 
 def squared_distances(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """[n, k] squared L2 distances over all rows (the official code silently drops n mod 4 of them)."""
@@ -32,7 +34,8 @@ def balanced_kmeans(x: torch.Tensor, k: int, max_iters: int = 100, tol: float = 
     for _ in range(max_iters):
         # rank[c, i] = position of cluster c in point i's preference list (0 = nearest), one row per cluster
         # (numpy's SIMD argsort is ~3x faster than torch's here)
-        prefs = np.argsort(squared_distances(x, centroids).numpy(), axis=1)
+        # stable: a point equidistant from two centroids prefers the lower cluster index on every CPU
+        prefs = np.argsort(squared_distances(x, centroids).numpy(), axis=1, kind="stable")
         rank_np = np.empty((k, n), dtype=np.int64)
         np.put_along_axis(rank_np.T, prefs, np.arange(k)[None, :], axis=1)
         rank = torch.from_numpy(rank_np)
@@ -83,7 +86,7 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, max_iters: int = 100,
         updated = sums / counts.clamp_min(1).unsqueeze(1).float()
         empty = torch.nonzero(counts == 0).flatten()
         if len(empty):
-            updated[empty] = data[torch.topk(best, len(empty)).indices]
+            updated[empty] = data[top_k(best, len(empty))]  # duplicate points tie: the lower index first
         shift = (updated - centroids).pow(2).sum()
         centroids = updated
         if float(shift) <= tol * float(centroids.pow(2).sum().clamp_min(1e-12)) and not len(empty):
