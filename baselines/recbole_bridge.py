@@ -29,13 +29,15 @@ from recbole.data.interaction import Interaction  # noqa: E402
 from recbole.utils import get_model, get_trainer, init_seed  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
+from eager_bench.compute import PRECISIONS, apply_threads, resolve_precision  # noqa: E402
 from eager_bench.errors import BenchError  # noqa: E402
 from eager_bench.evaluation import NO_ITEM  # noqa: E402
 from eager_bench.models.base import Recommender  # noqa: E402
+from eager_bench.ranking import top_k  # noqa: E402
 from eager_bench.split import Split  # noqa: E402
 
 # Config keys the bridge itself reads; every other YAML key is passed to RecBole's Config unchanged.
-OWN_KEYS = ("threads", "max_train_minutes")
+OWN_KEYS = ("threads", "max_train_minutes", "precision")
 CUTOFFS = [5, 10, 20]
 FIELDS = ("user_id", "item_id", "timestamp")
 
@@ -115,6 +117,9 @@ class RecBoleSequential(Recommender):
                 raise BenchError(f"{cls.__name__}: {key} must be >= 1, got {config[key]}")
         if config["max_train_minutes"] < 0:
             raise BenchError(f"{cls.__name__}: max_train_minutes must be >= 0 (0 = no limit)")
+        if config["precision"] not in PRECISIONS:
+            raise BenchError(f"{cls.__name__}: precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {config['precision']!r}")
 
     # ------------------------------------------------------------------ RecBole setup
     def _recbole_dir(self) -> Path:
@@ -128,6 +133,10 @@ class RecBoleSequential(Recommender):
         params = {k: v for k, v in self.config.items() if k not in OWN_KEYS}
         return {
             **params,
+            # RecBole's Trainer wraps each training forward in torch.autocast(device.type) when enable_amp is set:
+            # bf16 on CPU and (our choice of) CUDA; its evaluation stays in fp32. The GradScaler stays off (bf16
+            # needs no loss scaling).
+            "enable_amp": self.precision == "bf16", "enable_scaler": False,
             "data_path": str(data_root),
             "checkpoint_dir": str(root / "checkpoints"),
             "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
@@ -146,9 +155,8 @@ class RecBoleSequential(Recommender):
         }
 
     def _build(self, split: Split) -> None:
-        threads = int(self.config["threads"])
-        if threads > 0:
-            torch.set_num_threads(threads)
+        apply_threads(self.config["threads"])  # EAGER_BENCH_THREADS, else `threads`; 0 = every usable core
+        self.precision = resolve_precision(self.config["precision"], str(self.context.device))
         root = self._recbole_dir()
         # A neutral dataset name: RecBole would merge its own properties/dataset/ml-100k.yaml for "ml-100k".
         name = f"eb-{split.dataset}"
@@ -311,6 +319,8 @@ class RecBoleSequential(Recommender):
             f"Checkpoint selected on validation NDCG@10 (best epoch {best_epoch}); stopped by {progress['stopped_by']}.",
         ]
         notes += self.variant_notes()
+        notes.append(f"Training precision {self.precision} (precision: {self.config['precision']}; bf16 = RecBole's "
+                     "enable_amp autocast, fp32 weights and optimizer); evaluation in fp32.")
         if resumed_from is not None:
             notes.append(f"Resumed from a checkpoint at epoch {resumed_from}: the data-loader shuffle order after "
                          "the resume is not the one an uninterrupted run would have used.")
@@ -328,6 +338,7 @@ class RecBoleSequential(Recommender):
             "stopped_by": progress["stopped_by"],
             "parameters": int(sum(p.numel() for p in self.net.parameters())),
             "threads": torch.get_num_threads(),
+            "precision": self.precision,
             "interactions_written": self.n_inter,
             "notes": notes,
         }
@@ -363,10 +374,15 @@ class RecBoleSequential(Recommender):
         scores[:, 0] = -torch.inf
         return scores
 
+    def _column_item_ids(self, device: torch.device) -> torch.Tensor:
+        """Our item id of every RecBole column ([PAD] = 0, scored -inf anyway), for the tie rule."""
+        return torch.as_tensor(self.internal_to_item, device=device)
+
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
         scores = self.scores(histories)
         n_real = scores.shape[1] - 1
-        top = torch.topk(scores, min(k, n_real), dim=1).indices.cpu().numpy()
+        # Columns are RecBole's internal ids: equal scores are ranked by our item id, not by RecBole's order.
+        top = top_k(scores, min(k, n_real), ids=self._column_item_ids(scores.device)).cpu().numpy()
         out = np.full((len(histories), k), NO_ITEM, dtype=np.int64)
         out[:, :top.shape[1]] = self.internal_to_item[top]
         return out

@@ -19,6 +19,7 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 from baselines.tiger_decode import CodeTable, constrained_beam_search, level_logits, top_k_distinct
+from eager_bench.compute import PRECISIONS, apply_threads, autocast, resolve_precision
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
@@ -71,6 +72,8 @@ class TIGER(Recommender):
             raise BenchError(f"TIGER: schedule must be one of {', '.join(SCHEDULES)}, got {config['schedule']!r}")
         if config["optimizer"] not in OPTIMIZERS:
             raise BenchError(f"TIGER: optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
+        if config["precision"] not in PRECISIONS:
+            raise BenchError(f"TIGER: precision must be one of {', '.join(PRECISIONS)}, got {config['precision']!r}")
         if not 0.0 <= config["dropout"] < 1.0:
             raise BenchError(f"TIGER: dropout must be in [0, 1), got {config['dropout']}")
         if config["user_buckets"] < 0 or config["valid_users"] < 0 or config["patience"] < 0:
@@ -196,8 +199,8 @@ class TIGER(Recommender):
 
     def fit(self, split: Split) -> dict[str, Any]:
         c = self.config
-        if c["threads"]:
-            torch.set_num_threads(c["threads"])
+        apply_threads(c["threads"])  # EAGER_BENCH_THREADS, else `threads`; 0 = every usable core
+        self.precision = resolve_precision(c["precision"], str(self.context.device))
         # One process, or one rank of a torchrun job (same global batches everywhere, each rank its slice, DDP
         # averages gradients, rank 0 alone writes checkpoints).
         self.ddp = ddp = current(self.context.device)
@@ -234,8 +237,9 @@ class TIGER(Recommender):
                 batch = batches[state["batch"]]
                 rows, share = shard_rows(torch.as_tensor(batch), ddp)
                 idx = rows.numpy()
-                loss = step_loss(histories[idx], lengths[idx], users[idx] if c["user_buckets"] else None,
-                                 targets[idx]) * share
+                with autocast(self.precision, str(self.context.device)):
+                    loss = step_loss(histories[idx], lengths[idx], users[idx] if c["user_buckets"] else None,
+                                     targets[idx]) * share
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"] > 0:
@@ -326,6 +330,7 @@ class TIGER(Recommender):
             "seconds_per_epoch": round(n_samples / samples_per_s, 1) if samples_per_s else None,
             "n_parameters": int(sum(p.numel() for p in self.model.parameters())),
             "vocab_size": self.vocab_size, "beam_width": c["beam_width"], "world_size": self.ddp.world_size,
+            "precision": self.precision, "threads": torch.get_num_threads(),
             "tokenizer": {"name": getattr(tok, "name", type(tok).__name__), "vocab_sizes": list(tok.vocab_sizes),
                           "level_usage": [int(len(np.unique(codes[:, lv]))) for lv in range(codes.shape[1])],
                           "unique_prefixes": int(len(np.unique(codes[:, :-1], axis=0))),
@@ -342,6 +347,8 @@ class TIGER(Recommender):
     def _notes(self) -> list[str]:
         c = self.config
         notes = [
+            f"Training precision {self.precision} (precision: {c['precision']}; bf16 = autocast matmuls, fp32 weights "
+            "and optimizer state); inference in fp32.",
             f"Semantic IDs: {c['tokenizer']} on {c['embedding_source']} embeddings ({c['embedding_profile']} profile: "
             "all-MiniLM-L6-v2 384-d on title/brand/categories; no price, no Sentence-T5; Sports has no titles) "
             "instead of the paper's Sentence-T5 768-d on title/price/brand/category.",

@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from eager_bench.compute import kernel_report
+
 TRACKED_PACKAGES = ("eager-bench", "torch", "numpy", "scipy", "pandas", "recbole", "sentence-transformers",
                     "transformers", "scikit-learn", "ray")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,7 @@ def hardware(device: str = "cpu") -> dict[str, Any]:
         import torch
 
         info["torch_threads"] = torch.get_num_threads()
+        info["kernels"] = kernel_report()
         if device.startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:

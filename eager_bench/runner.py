@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from eager_bench import settings
+from eager_bench.compute import apply_threads
 from eager_bench.config import DEFAULT_VARIANT, config_hash, hashed_config, resolve_config
 from eager_bench.data import load_dataset
 from eager_bench.data.notes import collecting
@@ -112,6 +113,9 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
     context = RunContext(run_dir=run_dir, seed=spec.seed, device=device, show_progress=show_progress,
                          logger=logging.getLogger(f"eager_bench.{spec.model}"))
     seed_everything(spec.seed)
+    # One threads policy for every model (EAGER_BENCH_THREADS, else the model's `threads`, 0 = every usable core);
+    # models that train set it again in fit, under torchrun or a Ray worker too.
+    apply_threads(int(config.get("threads", 0)))
     model = cls(config, dataset, context)
 
     load_before = os.getloadavg()[0]

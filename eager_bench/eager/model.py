@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eager_bench.compute import PRECISIONS, apply_threads, autocast, resolve_precision
 from eager_bench.distributed import all_reduce_sum, any_rank, barrier, current, loss_module, shard_rows
 from eager_bench.eager.beam import StreamIndex, code_log_likelihood, merge, stream_search
 from eager_bench.eager.losses import gct_loss, generation_loss, stt_loss
@@ -30,7 +31,7 @@ from eager_bench.split import Split
 EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
            "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
-           "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random")}
+           "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
@@ -214,8 +215,8 @@ class EAGER(Recommender):
 
     def fit(self, split: Split) -> dict[str, Any]:
         cfg, ctx = self.config, self.context
-        if cfg["threads"]:
-            torch.set_num_threads(int(cfg["threads"]))
+        apply_threads(cfg["threads"])  # EAGER_BENCH_THREADS, else `threads`; 0 = every usable core
+        self.precision = resolve_precision(cfg["precision"], str(self.device))
         # One process, or one rank of a torchrun job: then every rank draws the same global batches and keeps its
         # slice, DDP averages the gradients, and rank 0 alone writes checkpoints.
         self.ddp = ddp = current(ctx.device)
@@ -265,7 +266,8 @@ class EAGER(Recommender):
                 perm_epoch = epoch
             idx = perm[pos * bs:(pos + 1) * bs]
             mine, share = shard_rows(idx, ddp)  # every loss term is a mean over rows
-            loss = step_loss(hist[mine], tgt[mine]) * share
+            with autocast(self.precision, str(self.device)):
+                loss = step_loss(hist[mine], tgt[mine]) * share
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -340,6 +342,8 @@ class EAGER(Recommender):
              f"{cfg['max_history']}" if cfg["windows"] == "prefixes" else
              f"training instances: the code's windows (targets from position 5), history cap {cfg['max_history']}"),
             f"{state['step']} updates of batch {cfg['batch_size']} (paper/code: 60000)",
+            f"training precision {self.precision} (precision: {cfg['precision']}; bf16 = autocast matmuls, fp32 "
+            "weights and optimizer state); inference in fp32",
         ]
         if state.get("stopped_by_budget"):
             notes.append(f"training stopped by the time budget: {state['stopped_by_budget']} of {cfg['steps']}")
@@ -348,6 +352,7 @@ class EAGER(Recommender):
                 "losses": state["losses"], "samples_per_s": round(sps * cfg["batch_size"], 1),
                 "steps_per_s": round(sps, 3), "seconds_per_epoch": round(per_epoch / sps, 2) if sps else None,
                 "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size,
+                "precision": self.precision, "threads": torch.get_num_threads(),
                 "time_to_95pct_of_best_valid": time_to_fraction(state["curve"]), "resumed_at": resumed_at,
                 "notes": notes}
 
