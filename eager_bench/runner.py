@@ -92,6 +92,24 @@ def build_split(dataset_name: str, data_dir: Path | None) -> tuple[Any, Split]:
     return dataset, leave_one_out(dataset, SPLIT_MAX_HISTORY)
 
 
+def _is_user_dataset(dataset_name: str, data_dir: Path | None) -> bool:
+    from eager_bench.data.registry import get_spec
+
+    return get_spec(dataset_name, data_dir).kind in ("user", "plugin")
+
+
+def _check_same_data(dataset_name: str, data_dir: Path | None, record: dict[str, Any], path: Path) -> None:
+    """A finished result is found by dataset name and config; for a user's dataset (whose files are not pinned by
+    SHA256SUMS) it is reused only if it was computed on the files there now."""
+    if not _is_user_dataset(dataset_name, data_dir):
+        return  # benchmark datasets are checked against SHA256SUMS on every load; builtin ones are generated
+    now = load_dataset(dataset_name, data_dir).data_sha256()
+    then = record.get("provenance", {}).get("data_sha256")
+    if then != now:
+        raise BenchError(f"{path}: computed on other files of {dataset_name} (data_sha256 {str(then)[:12]}, now "
+                         f"{now[:12]}); rerun with --force, or give the changed data a new name")
+
+
 def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = None, force: bool = False,
         device: str = "cpu", show_progress: bool = True) -> RunOutcome:
     results_root = settings.results_dir(results_dir)
@@ -100,7 +118,9 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
     if path.exists() and not force:
         from eager_bench.results import read_run
 
-        return RunOutcome(path, read_run(path), cached=True)
+        record = read_run(path)
+        _check_same_data(spec.dataset, data_dir, record, path)
+        return RunOutcome(path, record, cached=True)
     if device.startswith("cuda"):
         import torch
 
@@ -110,6 +130,9 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
     started = now_iso()
     dataset, split = build_split(spec.dataset, data_dir)
     run_dir = settings.runs_dir() / spec.dataset / spec.model / run_id
+    if _is_user_dataset(spec.dataset, data_dir):
+        # a user's files can change under the same name: checkpoints of other files must never be resumed
+        run_dir = run_dir.with_name(f"{run_id}-data{dataset.data_sha256()[:10]}")
     context = RunContext(run_dir=run_dir, seed=spec.seed, device=device, show_progress=show_progress,
                          logger=logging.getLogger(f"eager_bench.{spec.model}"))
     seed_everything(spec.seed)

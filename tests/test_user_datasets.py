@@ -336,3 +336,19 @@ def test_unknown_name_without_a_folder_says_what_was_looked_for(data_root: Path,
     (data_root / "Empty").mkdir()
     code, _, err = cli(capsys, "data", "stats", "--dataset", "Empty")
     assert code == 2 and "has neither Empty.txt (S3-Rec) nor Empty.inter" in err
+
+
+def test_a_result_of_other_files_is_not_reused(data_root: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's folder can change under the same name: the finished result (and any checkpoint) of the old files
+    must not stand in for the new ones."""
+    folder = write_s3rec(data_root, "ShopTxt")
+    results = tmp_path / "results"
+    args = ("run", "--model", "Markov", "--dataset", "ShopTxt", "--profile", "smoke", "--results-dir", str(results))
+    assert cli(capsys, *args)[0] == 0
+    assert "cached" in cli(capsys, *args)[1]  # same files: reused
+    with (folder / "ShopTxt.txt").open("a") as out:
+        out.write("9999 1000 1007 1014\n")
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and "computed on other files of ShopTxt" in err and "--force" in err
+    assert cli(capsys, *args, "--force")[0] == 0
