@@ -1,6 +1,9 @@
 """Timing benchmark of the tokenizers on a dataset's cached item embeddings (default: Beauty, text, 12,101 x 384).
 
-    PYTHONPATH=. python benchmarks/tokenizers.py --dataset Beauty --embedding text --tokenizers hkmeans rqvae
+    PYTHONPATH=. python benchmarks/tokenizer_build.py --dataset Beauty --embedding text --tokenizers hkmeans rqvae
+
+(Named tokenizer_build, not tokenizers: a script's folder comes first on sys.path, and benchmarks/tokenizers.py
+shadowed the Hugging Face `tokenizers` package that TIGER imports.)
 
 Fits each tokenizer from scratch (no tokenizer cache; the embeddings come from their cache) and prints one JSON line
 per fit with its wall and CPU time, the torch thread count and the load average, since this machine is shared.
