@@ -19,10 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-SETTINGS = [("fp32", 1, False), ("fp32", 2, False), ("bf16", 1, False), ("bf16", 2, False), ("bf16", 2, True)]
+# (precision, threads, torch.compile, dropout masks); the first is the committed cpu runs' path
+SETTINGS = [("fp32", 1, False, "torch"), ("fp32", 2, False, "torch"), ("fp32", 1, False, "bulk"),
+            ("fp32", 2, False, "bulk"), ("bf16", 1, False, "torch"), ("bf16", 2, False, "torch"),
+            ("bf16", 2, False, "bulk"), ("bf16", 2, True, "bulk")]
 
 
-def measure(dataset: str, precision: str, threads: int, compile_: bool, steps: int, warmup: int,
+def measure(dataset: str, precision: str, threads: int, compile_: bool, dropout_rng: str, steps: int, warmup: int,
             profile_ops: bool) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -35,7 +38,8 @@ def measure(dataset: str, precision: str, threads: int, compile_: bool, steps: i
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    config = resolve_config(EAGER.config_file, "cpu", overrides={"pretrain_profile": "smoke"})
+    config = resolve_config(EAGER.config_file, "cpu", overrides={"pretrain_profile": "smoke",
+                                                                 "dropout_rng": dropout_rng})
     ds, split = build_split(dataset, None)
     model = EAGER(config, ds, RunContext(run_dir=Path("/tmp/eager-step-bench"), seed=0, show_progress=False))
     model._prepare(split)
@@ -62,7 +66,8 @@ def measure(dataset: str, precision: str, threads: int, compile_: bool, steps: i
     for _ in range(steps):
         step()
     elapsed = time.perf_counter() - start
-    out: dict[str, Any] = {"precision": precision, "threads": threads, "compile": compile_, "steps": steps,
+    out: dict[str, Any] = {"precision": precision, "threads": threads, "compile": compile_,
+                           "dropout_rng": dropout_rng, "steps": steps,
                            "updates_per_s": round(steps / elapsed, 3), "load_avg_1min": round(os.getloadavg()[0], 2)}
     if profile_ops:
         from torch.profiler import ProfilerActivity, profile
@@ -86,19 +91,20 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.one:
-        precision, threads, compile_ = args.one.split(",")
-        print(json.dumps(measure(args.dataset, precision, int(threads), compile_ == "1", args.steps, args.warmup,
-                                 args.profile_ops)))
+        precision, threads, compile_, dropout_rng = args.one.split(",")
+        print(json.dumps(measure(args.dataset, precision, int(threads), compile_ == "1", dropout_rng, args.steps,
+                                 args.warmup, args.profile_ops)))
         return
     rows = []
-    for precision, threads, compile_ in SETTINGS:
+    for precision, threads, compile_, dropout_rng in SETTINGS:
         cmd = [sys.executable, __file__, "--dataset", args.dataset, "--steps", str(args.steps), "--warmup",
-               str(args.warmup), "--one", f"{precision},{threads},{int(compile_)}"]
+               str(args.warmup), "--one", f"{precision},{threads},{int(compile_)},{dropout_rng}"]
         if args.profile_ops:
             cmd.append("--profile-ops")
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"{precision}/{threads}/{compile_}: {done.stderr.strip().splitlines()[-1]}")
+            raise SystemExit(f"{precision}/{threads}/{compile_}/{dropout_rng}: "
+                             f"{done.stderr.strip().splitlines()[-1]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "top_ops"}), flush=True)
     base = rows[0]["updates_per_s"]

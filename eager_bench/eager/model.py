@@ -23,6 +23,7 @@ from eager_bench.eager.beam import StreamIndex, code_log_likelihood, merge, stre
 from eager_bench.eager.losses import gct_loss, generation_loss, stt_loss
 from eager_bench.eager.network import STREAMS, EagerNet
 from eager_bench.errors import BenchError
+from eager_bench.fast_dropout import use_bulk_dropout
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
 from eager_bench.models.training_state import load_training_state, save_training_state
@@ -31,7 +32,8 @@ from eager_bench.split import Split
 EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
            "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
-           "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS}
+           "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS,
+           "dropout_rng": ("auto", "torch", "bulk")}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
@@ -171,6 +173,11 @@ class EAGER(Recommender):
         self.net = EagerNet(self.n_items, {s: self.branch for s in self.streams}, dims, self.streams,
                             cfg["d_model"], cfg["heads"], cfg["ffn"], cfg["encoder_layers"], cfg["decoder_layers"],
                             cfg["dropout"], cfg["max_history"], cfg["transfer"], cfg["transfer_ffn"]).to(self.device)
+        # torch's CPU dropout draws one Bernoulli per element (~16% of the fp32 step); bulk draws 16-bit uniforms
+        self.dropout_rng = cfg["dropout_rng"] if cfg["dropout_rng"] != "auto" else (
+            "torch" if self.device.type == "cuda" else "bulk")
+        if self.dropout_rng == "bulk":
+            use_bulk_dropout(self.net)
 
     # ------------------------------------------------------------------ training
 
@@ -343,7 +350,7 @@ class EAGER(Recommender):
              f"training instances: the code's windows (targets from position 5), history cap {cfg['max_history']}"),
             f"{state['step']} updates of batch {cfg['batch_size']} (paper/code: 60000)",
             f"training precision {self.precision} (precision: {cfg['precision']}; bf16 = autocast matmuls, fp32 "
-            "weights and optimizer state); inference in fp32",
+            f"weights and optimizer state); inference in fp32; dropout masks: {self.dropout_rng}",
         ]
         if state.get("stopped_by_budget"):
             notes.append(f"training stopped by the time budget: {state['stopped_by_budget']} of {cfg['steps']}")
@@ -352,7 +359,7 @@ class EAGER(Recommender):
                 "losses": state["losses"], "samples_per_s": round(sps * cfg["batch_size"], 1),
                 "steps_per_s": round(sps, 3), "seconds_per_epoch": round(per_epoch / sps, 2) if sps else None,
                 "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size,
-                "precision": self.precision, "threads": torch.get_num_threads(),
+                "precision": self.precision, "threads": torch.get_num_threads(), "dropout_rng": self.dropout_rng,
                 "time_to_95pct_of_best_valid": time_to_fraction(state["curve"]), "resumed_at": resumed_at,
                 "notes": notes}
 
