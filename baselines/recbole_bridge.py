@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 
 from baselines import recbole_compat  # noqa: F401  (must precede every recbole import)
+from baselines import recbole_batches  # noqa: E402
 import torch  # noqa: E402
 from recbole.config import Config  # noqa: E402
 from recbole.data import create_dataset, data_preparation  # noqa: E402
@@ -37,7 +38,7 @@ from eager_bench.ranking import top_k  # noqa: E402
 from eager_bench.split import Split  # noqa: E402
 
 # Config keys the bridge itself reads; every other YAML key is passed to RecBole's Config unchanged.
-OWN_KEYS = ("threads", "max_train_minutes", "precision")
+OWN_KEYS = ("threads", "max_train_minutes", "precision", "length_buckets")
 CUTOFFS = [5, 10, 20]
 FIELDS = ("user_id", "item_id", "timestamp")
 
@@ -175,6 +176,9 @@ class RecBoleSequential(Recommender):
         self.train_data, self.valid_data, self.test_data = train, valid, test
         self.net = model
         self.max_len = int(config["MAX_ITEM_LIST_LENGTH"])
+        if self.config["length_buckets"]:
+            # batches of similar length, each cut to its longest sequence (exact: padding is masked; see module)
+            recbole_batches.install(train, dataset.item_list_length_field, self.max_len, int(self.context.seed))
         iid = dataset.iid_field
         tokens = dataset.field2id_token[iid]  # internal id -> token ("[PAD]" at 0)
         self.internal_to_item = np.zeros(len(tokens), dtype=np.int64)
@@ -321,6 +325,10 @@ class RecBoleSequential(Recommender):
         notes += self.variant_notes()
         notes.append(f"Training precision {self.precision} (precision: {self.config['precision']}; bf16 = RecBole's "
                      "enable_amp autocast, fp32 weights and optimizer); evaluation in fp32.")
+        if self.config["length_buckets"]:
+            notes.append("Training batches bucketed by sequence length and trimmed to their longest sequence "
+                         "(length_buckets; exact per batch since padding is masked, but batches group instances of "
+                         "similar length, unlike RecBole's uniform shuffle).")
         if resumed_from is not None:
             notes.append(f"Resumed from a checkpoint at epoch {resumed_from}: the data-loader shuffle order after "
                          "the resume is not the one an uninterrupted run would have used.")
