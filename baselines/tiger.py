@@ -21,6 +21,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from baselines.tiger_decode import CodeTable, constrained_beam_search, level_logits, top_k_distinct
 from eager_bench.compute import PRECISIONS, apply_threads, autocast, resolve_precision
 from eager_bench.errors import BenchError
+from eager_bench.fast_dropout import use_bulk_dropout
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
 from eager_bench.distributed import all_reduce_sum, any_rank, barrier, current, loss_module, shard_rows
@@ -72,6 +73,8 @@ class TIGER(Recommender):
             raise BenchError(f"TIGER: schedule must be one of {', '.join(SCHEDULES)}, got {config['schedule']!r}")
         if config["optimizer"] not in OPTIMIZERS:
             raise BenchError(f"TIGER: optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
+        if config["dropout_rng"] not in ("auto", "torch", "bulk"):
+            raise BenchError(f"TIGER: dropout_rng must be auto, torch or bulk, got {config['dropout_rng']!r}")
         if config["precision"] not in PRECISIONS:
             raise BenchError(f"TIGER: precision must be one of {', '.join(PRECISIONS)}, got {config['precision']!r}")
         if not 0.0 <= config["dropout"] < 1.0:
@@ -114,7 +117,10 @@ class TIGER(Recommender):
                       num_heads=c["num_heads"], dropout_rate=c["dropout"], feed_forward_proj="relu",
                       pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD,
                       tie_word_embeddings=True, use_cache=False)
-        return T5ForConditionalGeneration(t5).to(self.device)
+        model = T5ForConditionalGeneration(t5).to(self.device)
+        if self.dropout_rng == "bulk":  # torch's CPU dropout draws one Bernoulli per element (eager_bench.fast_dropout)
+            use_bulk_dropout(model)
+        return model
 
     def _encode(self, histories: np.ndarray, lengths: np.ndarray, users: np.ndarray | None) -> tuple[torch.Tensor,
                                                                                                     torch.Tensor]:
@@ -201,6 +207,8 @@ class TIGER(Recommender):
         c = self.config
         apply_threads(c["threads"])  # EAGER_BENCH_THREADS, else `threads`; 0 = every usable core
         self.precision = resolve_precision(c["precision"], str(self.context.device))
+        self.dropout_rng = c["dropout_rng"] if c["dropout_rng"] != "auto" else (
+            "torch" if self.device.type == "cuda" else "bulk")
         # One process, or one rank of a torchrun job (same global batches everywhere, each rank its slice, DDP
         # averages gradients, rank 0 alone writes checkpoints).
         self.ddp = ddp = current(self.context.device)
@@ -330,7 +338,7 @@ class TIGER(Recommender):
             "seconds_per_epoch": round(n_samples / samples_per_s, 1) if samples_per_s else None,
             "n_parameters": int(sum(p.numel() for p in self.model.parameters())),
             "vocab_size": self.vocab_size, "beam_width": c["beam_width"], "world_size": self.ddp.world_size,
-            "precision": self.precision, "threads": torch.get_num_threads(),
+            "precision": self.precision, "threads": torch.get_num_threads(), "dropout_rng": self.dropout_rng,
             "tokenizer": {"name": getattr(tok, "name", type(tok).__name__), "vocab_sizes": list(tok.vocab_sizes),
                           "level_usage": [int(len(np.unique(codes[:, lv]))) for lv in range(codes.shape[1])],
                           "unique_prefixes": int(len(np.unique(codes[:, :-1], axis=0))),
@@ -348,7 +356,7 @@ class TIGER(Recommender):
         c = self.config
         notes = [
             f"Training precision {self.precision} (precision: {c['precision']}; bf16 = autocast matmuls, fp32 weights "
-            "and optimizer state); inference in fp32.",
+            f"and optimizer state); inference in fp32; dropout masks: {self.dropout_rng}.",
             f"Semantic IDs: {c['tokenizer']} on {c['embedding_source']} embeddings ({c['embedding_profile']} profile: "
             "all-MiniLM-L6-v2 384-d on title/brand/categories; no price, no Sentence-T5; Sports has no titles) "
             "instead of the paper's Sentence-T5 768-d on title/price/brand/category.",
