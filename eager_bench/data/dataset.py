@@ -24,6 +24,9 @@ class SequenceDataset:
     missing: dict[str, str] = field(default_factory=dict)
     # Where a user dataset came from (format, folder, saved id map); shown by `data stats`, empty for the registry's.
     origin: dict[str, str] = field(default_factory=dict)
+    # Each user's item order (eager_bench.data.order): "time" = the files' order (the default), "asin" = sorted by
+    # the item records' asin / business_id (a view named <dataset>@order=asin).
+    order: str = "time"
 
     @property
     def n_users(self) -> int:
@@ -44,12 +47,16 @@ class SequenceDataset:
             "min_len": int(lengths.min()),
             "max_len": int(lengths.max()),
             "attribute_ids": len({a for attrs in self.attributes.values() for a in attrs}),
+            "order": self.order,
             **self.origin,
         }
 
     def data_sha256(self) -> str:
-        """One digest for the data this run read: the file sums when loaded from files, else the sequences."""
+        """One digest for the data this run read: the file sums when loaded from files, else the sequences; a
+        non-default item order is folded in (time-order digests are those of the files)."""
         digest = hashlib.sha256()
+        if self.order != "time":
+            digest.update(f"order={self.order}\n".encode())
         if self.file_sha256:
             for name in sorted(self.file_sha256):
                 digest.update(f"{name}={self.file_sha256[name]}\n".encode())

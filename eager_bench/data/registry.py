@@ -2,6 +2,7 @@
 
 A name that is not registered here is looked up outside the package (eager_bench.data.sources): the entry-point
 group `eager_bench.datasets`, `datasets.yaml` in the data directory, then a folder of that name in it.
+`<name>@order=asin` is any of these with each user's items in asin order (eager_bench.data.order).
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ def _ml100k(_: Path) -> SequenceDataset:
 
 
 def _synthetic(_: Path) -> SequenceDataset:
+    import numpy as np
+
     from eager_bench.data.synthetic import make_synthetic
 
-    return make_synthetic()
+    dataset = make_synthetic()
+    # A seeded product code per item (a shuffled numbering, unrelated to the topic rings), so the asin order
+    # option (eager_bench.data.order) can be exercised without the benchmark files; no model reads it.
+    codes = np.random.default_rng(17).permutation(dataset.n_items)
+    dataset.item_records = [{**record, "asin": f"S{int(code):05d}"}
+                            for record, code in zip(dataset.item_records or [], codes)]
+    return dataset
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -62,6 +71,11 @@ def get_spec(name: str, data_dir: str | Path | None = None) -> DatasetSpec:
     """The registered spec, else one from an entry point, `datasets.yaml` or a folder under the data directory."""
     if name in DATASETS:
         return DATASETS[name]
+    from eager_bench.data.order import order_spec
+
+    view = order_spec(name, data_dir)  # <base>@order=asin
+    if view is not None:
+        return view
     from eager_bench.data.sources import find_spec
 
     root = settings.data_dir(data_dir)
@@ -88,7 +102,7 @@ def _folder_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
 def _cache_key(spec: DatasetSpec, root: Path) -> tuple[Hashable, ...]:
     if spec.folder is not None:  # a user's files may change between two loads in one process (tests, notebooks)
         return (spec.name, str(spec.folder.resolve()), _folder_stamp(spec.folder))
-    if spec.kind in ("s3rec", "plugin"):
+    if spec.kind in ("s3rec", "plugin", "derived"):  # a view reads its base from the data directory
         return (spec.name, str(root.resolve()))
     return (spec.name, "")
 

@@ -42,6 +42,15 @@ def _marked(board: Board, profile: str, dataset: str, row: Row, metric: str) -> 
     return cell, cell.interval.mean == best, comp is not None and comp.significant, delta
 
 
+def _order(board: Board, dataset: str) -> str:
+    """' · order `asin`' after a section's dataset when the board mixes item orders (eager_bench.data.order), so a
+    time-order section is never read as the other order; nothing when every section has the same order."""
+    from eager_bench.data.order import named_order
+
+    mixed = len({named_order(d) for _, d in board.sections}) > 1
+    return f" · order `{named_order(dataset)}`" if mixed else ""
+
+
 def _intro(board: Board) -> list[str]:
     ci = int(CONFIDENCE * 100)
     lines = [HEADER_NOTE, ""]
@@ -69,7 +78,7 @@ def to_markdown(board: Board) -> str:
         lines += ["No result files matched.", ""]
         return "\n".join(lines)
     for profile, dataset in board.sections:
-        lines += [f"## {dataset} · profile `{profile}`", ""]
+        lines += [f"## {dataset} · profile `{profile}`{_order(board, dataset)}", ""]
         lines.append("| model | seeds | " + " | ".join(board.metrics) + " |")
         lines.append("| --- | --- | " + " | ".join("---:" for _ in board.metrics) + " |")
         for row in board.rows[profile]:
@@ -185,7 +194,8 @@ def to_latex(board: Board) -> str:
            f" alpha = {ALPHA}."]
     for profile, dataset in board.sections:
         out += ["\\begin{table}[t]", "\\centering", "\\small",
-                f"\\caption{{{title}: {_tex_escape(dataset)} (profile {_tex_escape(profile)}).}}",
+                f"\\caption{{{title}: {_tex_escape(dataset)} (profile {_tex_escape(profile)}"
+                f"{_tex_escape(_order(board, dataset).replace('`', '').replace(' · ', ', '))}).}}",
                 "\\begin{tabular}{l" + "r" * len(board.metrics) + "}", "\\toprule",
                 "Model & " + " & ".join(_tex_escape(m) for m in board.metrics) + " \\\\", "\\midrule"]
         for row in board.rows[profile]:
