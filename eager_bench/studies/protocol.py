@@ -365,7 +365,9 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
              "which of our two values is nearer the paper's, per metric. This tests consistency with the paper's "
              "numbers, not what the authors ran: their input file is not available here, and our trained models "
              "are short of the papers' budgets (see each result's `notes`), so a shortfall under both orders "
-             "measures budget, not order.", ""]
+             "measures budget, not order. Stored results of trained models are reused whatever their commit "
+             "(column `result`): their float scores rarely tie, so the tie rule does not move them; Popularity "
+             "and Markov results are reused only if computed with it.", ""]
     pending = [p for p in points if p.status == "pending"]
     failed = [p for p in points if p.status == "failed"]
     if result.get("stopped_by_budget"):
@@ -480,7 +482,7 @@ def plot(result: dict[str, Any], stem: Path) -> list[Path]:
     datasets = list(dict.fromkeys(t.dataset for t, _ in all_pairs))
     if not datasets:
         return []
-    fig, axes = plt.subplots(len(datasets), len(shown), figsize=(5.2 * len(shown), 3.3 * len(datasets)),
+    fig, axes = plt.subplots(len(datasets), len(shown), figsize=(5.2 * len(shown), 3.3 * len(datasets) + 1.0),
                              squeeze=False)
     colors = {DEFAULT_ORDER: "tab:blue", ASIN: "tab:orange"}
     reference = result["reference"]
@@ -497,13 +499,12 @@ def plot(result: dict[str, Any], stem: Path) -> list[Path]:
                     if p.status != "done":
                         ax.text(xi + (k - 0.5) * 0.38, 0.0, p.status, rotation=90, ha="center", va="bottom",
                                 fontsize=6, color=colors[order])
-            labelled = False
             for xi, (t, _) in zip(x, rows):
                 reported = reference.get((t.model, t.dataset, metric))
                 if reported is not None:
-                    ax.plot([xi - 0.4, xi + 0.4], [reported.value] * 2, color="black", lw=2,
-                            label=None if labelled else "paper")
-                    labelled = True
+                    other = (t.model, t.variant) in PAPER_SETTING  # the paper's number is of another setting
+                    ax.plot([xi - 0.4, xi + 0.4], [reported.value] * 2, color="black", lw=2, ls=":" if other else "-",
+                            label="paper (another setting of the model)" if other else "paper")
             eager = reference.get(("EAGER", dataset, metric))
             if eager is not None:
                 ax.axhline(eager.value, color="grey", ls="--", lw=0.8, label="paper's EAGER")
