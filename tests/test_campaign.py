@@ -148,6 +148,14 @@ def test_entry_point_shim_gives_a_bare_tree_the_model_entry_points(tmp_path: Pat
     assert {"EAGER", "TIGER", "SASRec", "BERT4Rec"} <= names
 
 
+def test_parts_are_filled_first_fit_in_priority_order() -> None:
+    from eager_bench.campaign.pack import assign_parts
+
+    assert assign_parts([20, 30, 20, 30], common=2, limit=56) == [[0, 1], [2, 3]]
+    assert assign_parts([20, 40, 20, 30], common=2, limit=56) == [[0, 2], [1], [3]]
+    assert assign_parts([60], common=2, limit=56) is None
+
+
 def test_pack_refuses_a_folder_that_would_travel_with_every_call() -> None:
     from eager_bench.campaign.pack import check_out_dir
 
@@ -167,9 +175,12 @@ def campaign(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict:
            "OMP_NUM_THREADS": "1"}
     committed = root / "committed"
     committed.mkdir()
-    before = json.loads(cli("plan", *SMOKE, "--json", "--results-dir", str(committed), env=env).stdout)
+    before = [c.to_dict() for c in plan_cells(profile="smoke", datasets=["synthetic"], models=["EAGER", "TIGER"],
+                                              variants=["default", "no_transfer"], results_dirs=[committed],
+                                              cell_minutes=0.1)]
+    _fake_wheel(root / "wheels")
     packed = cli("pack", "--out", str(root / "pack"), *SMOKE, "--build", "all", "--allow-dirty",
-                 "--results-dir", str(committed), env=env)
+                 "--wheels", str(root / "wheels"), "--results-dir", str(committed), env=env)
     start = time.monotonic()
     ran = cli("run", "--pack", str(root / "pack"), "--out", str(root / "out"), "--device", "cpu",
               "--budget-minutes", "2", "--max-parallel", "1", "--threads-per-run", "1", "--overhead-seconds", "15",
@@ -189,6 +200,7 @@ def test_campaign_runs_every_cell_and_returns_result_files_of_the_local_schema(c
     index = json.loads((root / "pack" / "pack.json").read_text())
     assert [p["datasets"] for p in index["parts"]] == [["synthetic"]] and index["git_dirty"] in (True, False)
     assert campaign["run_s"] < 120  # the call ends inside its budget
+    assert (root / "stage" / "site" / "campaign_fake" / "__init__.py").is_file()  # the packed wheels, installed
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert summary["states"] == {"finished": 3}, summary
     for cell in campaign["before"]:
@@ -228,10 +240,50 @@ def test_unpack_refuses_a_tampered_archive_and_a_changed_result(campaign: dict, 
     assert len(lines) == 1 and victim in lines[0] and "sha256" in lines[0]
     assert not fresh.exists()  # nothing was written
     # a returned file that would replace a different committed one is refused, identical ones are fine
-    committed = campaign["committed"]
-    again = cli("unpack", str(out), "--results-dir", str(committed), env=env)
-    assert "0 file(s) added" in again.stdout
+    from eager_bench.campaign.unpack import unpack
+
+    committed, home = campaign["committed"], tmp_path / "home"
+    again = unpack([out], committed, home, echo=lambda _: None)
+    assert again["added"] == [] and len(again["present"]) == 7 and not again["warnings"]
     target = committed / victim[len("results/"):]
     target.write_text(target.read_text().replace('"seed": 0', '"seed": 0 ', 1))
-    clash = cli("unpack", str(out), "--results-dir", str(committed), env=env, check=False)
-    assert clash.returncode == 2 and "refusing to replace" in clash.stderr
+    with pytest.raises(BenchError, match="refusing to replace"):
+        unpack([out], committed, home, echo=lambda _: None)
+
+
+def test_a_cell_stops_holding_its_slot_while_a_long_input_build_runs(tmp_path: Path) -> None:
+    jobs = [Job("inputs", "inputs", _sleep(1.5), est_s=0), Job("x", "cell", _sleep(0.1), est_s=1, deps=["inputs"]),
+            Job("y", "cell", _sleep(0.1), est_s=1)]
+    schedule(jobs, dict(os.environ), tmp_path, tmp_path / "logs", max_parallel=2, deadline=time.monotonic() + 20,
+             reserve_s=1, echo=lambda _: None, poll_s=0.05, hold_s=0.3)
+    inputs, x, y = jobs
+    assert [j.state for j in jobs] == ["finished"] * 3
+    assert inputs.start + 0.3 <= y.start < inputs.end <= x.start
+
+
+def _fake_wheel(folder: Path) -> Path:
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "campaign_fake-0.1-py3-none-any.whl"
+    info = "campaign_fake-0.1.dist-info"
+    files = {"campaign_fake/__init__.py": "VALUE = 42\n",
+             f"{info}/METADATA": "Metadata-Version: 2.1\nName: campaign-fake\nVersion: 0.1\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return wheel
+
+
+def test_packed_wheels_are_installed_once_into_the_stage(tmp_path: Path) -> None:
+    from eager_bench.campaign.execute import Stage, install_wheels
+
+    _fake_wheel(tmp_path / "stage" / "wheels")
+    stage = Stage(root=tmp_path / "stage", datasets=[], git_commit=None, git_dirty=False, profile=None, groups={},
+                  packed_files=set())
+    site = install_wheels(stage, echo=lambda _: None)
+    assert (site / "campaign_fake" / "__init__.py").read_text() == "VALUE = 42\n"
+    marker = (site / ".installed").stat().st_mtime_ns
+    assert install_wheels(stage, echo=lambda _: None) == site and (site / ".installed").stat().st_mtime_ns == marker

@@ -18,6 +18,21 @@ from typing import Any, Iterable
 from eager_bench.errors import BenchError
 
 MANIFEST = "manifest.json"
+SHUFFLED = ".shuffle4"  # a member stored byte-plane shuffled (float32 .npy: ~8% smaller compressed), restored on read
+
+
+def shuffle4(data: bytes) -> bytes:
+    """Bytes regrouped by their position in each 4-byte word (all first bytes, then all second bytes, ...): the
+    exponent bytes of float32 data then compress well. len(data) must be a multiple of 4."""
+    import numpy as np
+
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, 4).T.tobytes()
+
+
+def unshuffle4(data: bytes) -> bytes:
+    import numpy as np
+
+    return np.frombuffer(data, dtype=np.uint8).reshape(4, -1).T.tobytes()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -47,9 +62,10 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_archive(path: Path, files: Iterable[tuple[str, Path | bytes]], meta: dict[str, Any],
-                  level: int = 6) -> dict[str, Any]:
+                  level: int = 6, shuffle_suffixes: tuple[str, ...] = (".npy",)) -> dict[str, Any]:
     """Write `path` (tar.gz) with `files` ((member name, source file or bytes), in the order given) and a manifest
-    holding `meta` plus {"files": {name: {"sha256", "bytes"}}}. Returns the manifest."""
+    holding `meta` plus {"files": {name: {"sha256", "bytes"}}} (sha256 of the original bytes). Members ending in
+    `shuffle_suffixes` are stored byte-shuffled under name + SHUFFLED. Returns the manifest."""
     entries: list[tuple[str, bytes]] = []
     listed: dict[str, dict[str, Any]] = {}
     for name, source in files:
@@ -66,7 +82,10 @@ def write_archive(path: Path, files: Iterable[tuple[str, Path | bytes]], meta: d
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _add(tar, MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
         for name, data in entries:
-            _add(tar, name, data)
+            if name.endswith(shuffle_suffixes) and len(data) % 4 == 0:
+                _add(tar, name + SHUFFLED, shuffle4(data))
+            else:
+                _add(tar, name, data)
     tmp.replace(path)
     return manifest
 
@@ -85,7 +104,14 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
                 if name in members:
                     raise BenchError(f"{path.name}: member {name} appears twice")
                 handle = tar.extractfile(info)
-                members[name] = handle.read() if handle else b""
+                data = handle.read() if handle else b""
+                if name.endswith(SHUFFLED):
+                    if len(data) % 4:
+                        raise BenchError(f"{path.name}: member {name} is damaged (length not a multiple of 4)")
+                    name, data = name[: -len(SHUFFLED)], unshuffle4(data)
+                    if name in members:
+                        raise BenchError(f"{path.name}: member {name} appears twice")
+                members[name] = data
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
         raise BenchError(f"{path}: unreadable archive ({exc})") from None
     if MANIFEST not in members:

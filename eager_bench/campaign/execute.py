@@ -230,8 +230,10 @@ def _kill(job: Job, grace_s: float = 5.0) -> None:
 
 def schedule(jobs: list[Job], env: dict[str, str], cwd: Path, logs: Path, max_parallel: int, deadline: float,
              reserve_s: float, echo: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic,
-             poll_s: float = 0.5) -> list[Job]:
-    """Run `jobs` (in their order = priority) at most `max_parallel` at a time, within the budget rule above."""
+             poll_s: float = 0.5, hold_s: float = 90.0) -> list[Job]:
+    """Run `jobs` (in their order = priority) at most `max_parallel` at a time, within the budget rule above.
+    A cell waiting for its inputs holds a slot while they have run less than `hold_s` (cached inputs load in
+    seconds); a longer build (an RQ-VAE at the paper profile) lets lower-priority cells have the slot meanwhile."""
     t0 = clock()
     hard = deadline - reserve_s
     by_key = {j.key: j for j in jobs}
@@ -273,10 +275,13 @@ def schedule(jobs: list[Job], env: dict[str, str], cwd: Path, logs: Path, max_pa
                     job.reason = f"needs up to {job.est_s:.0f}s, {max(hard - now, 0):.0f}s left before the deadline"
                     say(job, f"deferred ({job.reason})")
                     continue
+                waiting = [d for d in deps if d.state != "finished"]
+                if waiting and all(d.state == "running" and now - d.start > hold_s for d in waiting):
+                    continue  # a long build: no slot held
                 if free <= 0:
                     continue
                 free -= 1  # a job waiting for its inputs keeps its slot
-                if any(d.state != "finished" for d in deps):
+                if waiting:
                     continue
                 job.log = logs / f"{job.key}.log"
                 handle = open(job.log, "wb")
@@ -318,16 +323,20 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "eager_bench.cli", *args]
 
 
-def build_jobs(cells: list[Cell], stage: Stage, device: str, overhead_s: float, results_dir: Path) -> list[Job]:
+def build_jobs(cells: list[Cell], stage: Stage, device: str, overhead_s: float, results_dir: Path,
+               input_cells: list[Cell] | None = None) -> list[Job]:
+    """One input job per (dataset, model with a builder) of `input_cells` (default: `cells`), first, then the
+    cells in priority order, each depending on its input job."""
     from eager_bench.campaign.inputs import BUILDERS
 
     jobs: list[Job] = []
     input_jobs: dict[tuple[str, str], Job] = {}
     jobfiles = stage.root / "jobs"
     jobfiles.mkdir(parents=True, exist_ok=True)
-    for cell in cells:
+    sources = cells if input_cells is None else input_cells
+    for cell in sources:
         if cell.model in BUILDERS and (cell.dataset, cell.model) not in input_jobs:
-            mine = [c for c in cells if (c.dataset, c.model) == (cell.dataset, cell.model)]
+            mine = [c for c in sources if (c.dataset, c.model) == (cell.dataset, cell.model)]
             key = f"inputs.{cell.dataset}.{cell.model}"
             (jobfiles / f"{key}.json").write_text(json.dumps([c.to_dict() for c in mine], indent=1))
             input_jobs[(cell.dataset, cell.model)] = Job(
@@ -434,13 +443,16 @@ def _tail(path: Path | None) -> bytes:
 
 def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: float, device: str, max_parallel: int,
                  threads: int, overhead_s: float, reserve_s: float, t0: float, results_dir: Path,
-                 meta: dict[str, Any], echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Schedule `cells` (to run) and their input jobs, then write results.tar.gz, caches.tar.gz, summary.json."""
+                 meta: dict[str, Any], echo: Callable[[str], None] = print,
+                 input_cells: list[Cell] | None = None) -> dict[str, Any]:
+    """Schedule `cells` (to run) and the input jobs of `input_cells` (default: those cells), then write
+    results.tar.gz, caches.tar.gz and summary.json under `out`."""
     from eager_bench.provenance import measurement_context
 
     deadline = t0 + budget_minutes * 60.0
     todo = [c for c in cells if c.state == "to run"]
-    jobs = build_jobs(todo, stage, device, overhead_s, results_dir)
+    jobs = build_jobs(todo, stage, device, overhead_s, results_dir,
+                      None if input_cells is None else [c for c in input_cells if c.state == "to run"])
     logs = stage.root / "logs" / time.strftime("%Y%m%dT%H%M%S")
     sampler = GpuSampler(logs / "gpu.csv", device)
     work = stage.root / "work"  # cwd of the children: RecBole and friends write log/ and saved/ there

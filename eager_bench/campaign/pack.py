@@ -100,8 +100,28 @@ def _home_member(path: Path) -> str:
         raise BenchError(f"cache file {path} is not under EAGER_BENCH_HOME {home}") from None
 
 
+def assign_parts(sizes: list[int], common: int, limit: float) -> list[list[int]] | None:
+    """First fit in priority order: each group (index) goes into the first part with room, so part 1 holds the
+    highest-priority datasets; every part also carries `common`. None if a group alone does not fit."""
+    parts: list[list[int]] = []
+    used: list[int] = []
+    for i, size in enumerate(sizes):
+        if common + size > limit:
+            return None
+        for p, total in enumerate(used):
+            if total + size <= limit:
+                parts[p].append(i)
+                used[p] += size
+                break
+        else:
+            parts.append([i])
+            used.append(common + size)
+    return parts
+
+
 def pack(cells: list[Cell], out: Path, data_dir: Path | None, steps: set[str], wheels: Path | None,
-         part_mib: float, allow_dirty: bool, plan_args: dict[str, Any], echo=print) -> dict[str, Any]:
+         part_mib: float, allow_dirty: bool, plan_args: dict[str, Any], max_parts: int = 2,
+         echo=print) -> dict[str, Any]:
     """Build missing inputs (steps, on this CPU), write the parts, return the index written to <out>/pack.json."""
     todo = [c for c in cells if c.state == "to run"]
     if not todo:
@@ -130,29 +150,55 @@ def pack(cells: list[Cell], out: Path, data_dir: Path | None, steps: set[str], w
         common_bytes = (scratch / "common.tar.gz").stat().st_size
         for name in datasets:
             mine = [c for c in todo if c.dataset == name]
-            with recording() as touched:
-                built = build_inputs(mine, data_dir, "cpu", steps)
+            # two passes: what the GPU machine cannot make (text embeddings), then what it could rebuild
+            with recording() as needed:
+                built = build_inputs(mine, data_dir, "cpu", steps & {"text"})
+            with recording() as rebuildable:
+                built += [line for line in build_inputs(mine, data_dir, "cpu", steps - {"text"}) if line not in built]
             for line in built:
                 echo(f"  input ready: {line}")
-            cache_files = sorted(p for p in touched if p.is_file())
-            members = _dataset_files(name, data_dir) + [(_home_member(p), p) for p in cache_files]
-            file = scratch / f"{name}.tar.gz"
-            manifest = write_archive(file, members, {"format": PACK_FORMAT, "group": name, "dataset": name,
-                                                     "inputs": built})
-            size = file.stat().st_size
-            if size + common_bytes > limit:
-                raise BenchError(f"dataset {name} packs to {size / MIB:.1f} MiB, more than one call can carry "
-                                 f"({limit / MIB:.1f} MiB per part beside a {tree / MIB:.1f} MiB tree)")
-            groups.append({"name": name, "file": file, "bytes": size, "sha256": sha256_file(file),
-                           "files": len(manifest["files"]), "cells": len(mine)})
-            echo(f"  {name}: {len(members)} file(s), {size / MIB:.1f} MiB compressed, {len(mine)} cell(s)")
+            needed_files = sorted(p for p in needed if p.is_file())
+            extra_files = sorted(p for p in rebuildable - needed if p.is_file())
+            data = _dataset_files(name, data_dir)
+            group = {"name": name, "cells": len(mine)}
+            for kind, members in (("full", data + [(_home_member(p), p) for p in needed_files + extra_files]),
+                                  ("lean", data + [(_home_member(p), p) for p in needed_files])):
+                if kind == "lean" and not extra_files:
+                    group["lean"] = group["full"]
+                    continue
+                file = scratch / kind / f"{name}.tar.gz"
+                manifest = write_archive(file, members, {"format": PACK_FORMAT, "group": name, "dataset": name,
+                                                         "inputs": built if kind == "full" else
+                                                         [b for b in built if "text embeddings" in b]})
+                group[kind] = {"file": file, "bytes": file.stat().st_size, "sha256": sha256_file(file),
+                               "files": len(manifest["files"])}
+            groups.append(group)
+            echo(f"  {name}: {len(mine)} cell(s); {group['full']['bytes'] / MIB:.1f} MiB with DIN and codes, "
+                 f"{group['lean']['bytes'] / MIB:.1f} MiB with data and text embeddings only")
 
-        parts: list[list[dict[str, Any]]] = [[]]
-        for group in groups:  # in dataset priority order, never splitting a dataset
-            used = common_bytes + sum(g["bytes"] for g in parts[-1])
-            if parts[-1] and used + group["bytes"] > limit:
-                parts.append([])
-            parts[-1].append(group)
+        choice = {g["name"]: "full" for g in groups}
+        dropped: list[str] = []
+        while True:
+            kept = [g for g in groups if g["name"] not in dropped]
+            parts = assign_parts([g[choice[g["name"]]]["bytes"] for g in kept], common_bytes, limit)
+            if parts is not None and len(parts) <= max_parts:
+                break
+            full = [g["name"] for g in kept if choice[g["name"]] == "full" and g["full"] is not g["lean"]]
+            if full:  # the lowest-priority dataset leaves its DIN and codes to the GPU machine
+                choice[full[-1]] = "lean"
+                continue
+            if len(kept) <= 1:
+                raise BenchError(f"dataset {kept[0]['name']} packs to {kept[0]['lean']['bytes'] / MIB:.1f} MiB, "
+                                 f"more than one call can carry ({limit / MIB:.1f} MiB per part beside a "
+                                 f"{tree / MIB:.1f} MiB tree)")
+            dropped.append(kept[-1]["name"])  # it waits for the next pack
+        for name in dropped:
+            echo(f"  not packed (no room in {max_parts} part(s); pack it next time): {name}")
+        for name, kind in choice.items():
+            if kind == "lean" and name not in dropped:
+                echo(f"  {name}: packed without DIN and codes (the GPU machine builds them first)")
+        parts = [[{**kept[i][choice[kept[i]["name"]]], "name": kept[i]["name"], "cells": kept[i]["cells"]}
+                  for i in part] for part in parts]
 
         for old in out.glob("part-*"):  # an earlier pack in the same folder
             if (old / "part.json").is_file():
@@ -166,8 +212,8 @@ def pack(cells: list[Cell], out: Path, data_dir: Path | None, steps: set[str], w
             entries = {"common": {"file": "common.tar.gz", "sha256": sha256_file(folder / "common.tar.gz"),
                                   "bytes": common_bytes, "dataset": None, "files": len(common["files"])}}
             for group in members:
-                shutil.move(str(group["file"]), folder / group["file"].name)
-                entries[group["name"]] = {"file": group["file"].name, "sha256": group["sha256"],
+                shutil.move(str(group["file"]), folder / f"{group['name']}.tar.gz")
+                entries[group["name"]] = {"file": f"{group['name']}.tar.gz", "sha256": group["sha256"],
                                           "bytes": group["bytes"], "dataset": group["name"],
                                           "files": group["files"]}
             part = {"format": PACK_FORMAT, "part": number, "of": len(parts), "created": now_iso(),
@@ -181,6 +227,6 @@ def pack(cells: list[Cell], out: Path, data_dir: Path | None, steps: set[str], w
     index = {"format": PACK_FORMAT, "created": now_iso(), "git_commit": git["git_commit"],
              "git_dirty": bool(changed), "profile": todo[0].profile, "plan": plan_args, "tree_bytes": tree,
              "part_limit_bytes": int(limit), "wheels": [w.name for w in wheel_files], "parts": index_parts,
-             "cells": [c.to_dict() for c in todo]}
+             "not_packed": dropped, "cells": [c.to_dict() for c in todo if c.dataset not in dropped]}
     (out / "pack.json").write_text(json.dumps(index, indent=1) + "\n")
     return index

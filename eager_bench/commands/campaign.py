@@ -113,6 +113,9 @@ def pack_cmd(out: Path = typer.Option(DEFAULT_PACK, "--out", help="Pack folder, 
                                                    "(default .whl/ where it exists): recbole and its small deps."),
              part_mib: float = typer.Option(56.0, "--part-mib", help="Largest part (MiB); also capped at 64 MiB "
                                             "minus the working tree that travels with each call."),
+             max_parts: int = typer.Option(2, "--max-parts", help="Parts (= device calls) at most: the "
+                                           "lowest-priority datasets first leave DIN and codes to the GPU machine, "
+                                           "then wait for the next pack."),
              allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Pack although code differs from HEAD "
                                               "(the pack and the benchmark file record it)."),
              results_dir: Optional[Path] = ResultsDir, data_dir: Optional[Path] = DataDir) -> None:
@@ -125,7 +128,10 @@ def pack_cmd(out: Path = typer.Option(DEFAULT_PACK, "--out", help="Pack folder, 
     cells = _cells(args, [settings.results_dir(results_dir)])
     if wheels is None and (REPO_ROOT / ".whl").is_dir():
         wheels = REPO_ROOT / ".whl"
-    index = pack(cells, out, data_dir, parse_steps(build), wheels, part_mib, allow_dirty, args, echo=console.print)
+    if max_parts < 1:
+        raise BenchError(f"--max-parts must be >= 1, got {max_parts}")
+    index = pack(cells, out, data_dir, parse_steps(build), wheels, part_mib, allow_dirty, args, max_parts,
+                 echo=console.print)
     for part in index["parts"]:
         rel = Path(part["folder"])
         try:
@@ -149,8 +155,9 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
             max_parallel: int = typer.Option(0, "--max-parallel", help="Runs at a time (0 = cores - 2, at most 14)."),
             threads_per_run: int = typer.Option(0, "--threads-per-run", help="Torch CPU threads of each run "
                                                 "(0 = cores / runs at a time)."),
-            overhead_seconds: float = typer.Option(75.0, "--overhead-seconds", help="Per run, besides its fit budget:"
-                                                   " start-up, data, final validation and test ranking."),
+            overhead_seconds: Optional[float] = typer.Option(None, "--overhead-seconds", help="Per run, besides its "
+                                                             "fit budget: start-up, data, final validation and test "
+                                                             "ranking (default 75; 45 with --probe)."),
             reserve_seconds: float = typer.Option(20.0, "--reserve-seconds", help="Kept at the end for the archive."),
             stage: Path = typer.Option(Path("/tmp/eager-bench-campaign"), "--stage", help="Scratch folder on this "
                                        "machine (parts staged by an earlier call on the same machine are reused)."),
@@ -184,18 +191,21 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
     if not names:
         raise BenchError(f"no planned dataset is staged in {stage}; staged: {', '.join(staged.datasets) or 'none'}")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if probe:
-        args.update(models=["EAGER"], variants=["default"], cell_minutes=probe_minutes)
-        cells = _cells(args, [], names)
+    cells = _cells(args, [committed, staged.results], names)
+    input_cells = None
+    results = staged.results
+    if probe:  # the real plan's EAGER inputs (kept for the run call), one short EAGER timing run per dataset
+        input_cells = [c for c in cells if c.model == "EAGER"]
+        cells = _cells({**args, "models": ["EAGER"], "variants": ["default"], "seeds": 1,
+                        "cell_minutes": probe_minutes}, [], names)
         results = stage / "probe-results"
-    else:
-        cells = _cells(args, [committed, staged.results], names)
-        results = staged.results
     parallel = max_parallel or max(1, min(14, cores - 2))
     threads = threads_per_run or max(1, cores // parallel)
+    if overhead_seconds is None:
+        overhead_seconds = 45.0 if probe else 75.0
     meta = {"probe": probe, "plan": args, "pack": str(pack_dir), "stage": str(stage), "cores": cores}
     summary = run_campaign(cells, staged, out, budget_minutes, device, parallel, threads, overhead_seconds,
-                           reserve_seconds, t0, results, meta, echo=console.print)
+                           reserve_seconds, t0, results, meta, echo=console.print, input_cells=input_cells)
     for row in summary["cells"]:
         ups = row.get("updates_per_s")
         console.print(f"{row['cell']:<42} {row['state']:<9} wall {row.get('wall_s') or 0:>6.0f}s  "
