@@ -49,6 +49,7 @@ def test_asin_order_sorts_each_user_by_the_item_key() -> None:
     # the model sees the base's name (its per-dataset settings); results go by the view name (runner)
     assert asin_ds.name == "synthetic"
     assert asin_ds.stats()["order"] == "asin" and time_ds.stats()["order"] == "time"
+    assert asin_ds.stats()["view"] == "synthetic@order=asin" and "view" not in time_ds.stats()
 
 
 def test_order_is_in_the_split_fingerprint_and_the_data_digest() -> None:

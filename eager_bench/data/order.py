@@ -140,7 +140,9 @@ def order_spec(name: str, data_dir: str | Path | None = None) -> DatasetSpec | N
     base_spec = registry.get_spec(base, data_dir)  # unknown base -> the registry's one-line error
 
     def load(root: Path) -> SequenceDataset:
-        return reorder(registry.load_dataset(base, root), order)
+        dataset = reorder(registry.load_dataset(base, root), order)
+        dataset.origin = {**dataset.origin, "view": name}  # `data stats` names the view beside the base's name
+        return dataset
 
     # A view of a user's folder stays a user dataset, so the runner's changed-files check and per-data run
     # folders still apply; a view of a benchmark or builtin dataset is "derived".
