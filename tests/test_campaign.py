@@ -23,8 +23,8 @@ from eager_bench.runner import RunSpec, planned_path
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "eager_bench.cli", "campaign"]
-SMOKE = ["--profile", "smoke", "--datasets", "synthetic", "--models", "EAGER", "--models", "TIGER",
-         "--variants", "default", "--variants", "no_transfer", "--cell-minutes", "0.1"]
+SMOKE = ["--profile", "smoke", "--datasets", "synthetic", "--models", "EAGER", "--models", "TIGER", "--models",
+         "SASRec", "--variants", "default", "--variants", "no_transfer", "--cell-minutes", "0.1"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -175,7 +175,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict:
            "OMP_NUM_THREADS": "1"}
     committed = root / "committed"
     committed.mkdir()
-    before = [c.to_dict() for c in plan_cells(profile="smoke", datasets=["synthetic"], models=["EAGER", "TIGER"],
+    before = [c.to_dict() for c in plan_cells(profile="smoke", datasets=["synthetic"], models=["EAGER", "TIGER", "SASRec"],
                                               variants=["default", "no_transfer"], results_dirs=[committed],
                                               cell_minutes=0.1)]
     _fake_wheel(root / "wheels")
@@ -183,7 +183,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict:
                  "--wheels", str(root / "wheels"), "--results-dir", str(committed), env=env)
     start = time.monotonic()
     ran = cli("run", "--pack", str(root / "pack"), "--out", str(root / "out"), "--device", "cpu",
-              "--budget-minutes", "2", "--max-parallel", "1", "--threads-per-run", "1", "--overhead-seconds", "15",
+              "--budget-minutes", "2.5", "--max-parallel", "1", "--threads-per-run", "1", "--overhead-seconds", "15",
               "--stage", str(root / "stage"), "--results-dir", str(committed), env=env)
     run_s = time.monotonic() - start
     unpacked = cli("unpack", str(root / "out"), "--results-dir", str(committed), "--home", str(root / "home2"),
@@ -196,13 +196,15 @@ def campaign(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict:
 @pytest.mark.slow
 def test_campaign_runs_every_cell_and_returns_result_files_of_the_local_schema(campaign: dict) -> None:
     root, committed = campaign["root"], campaign["committed"]
-    assert [c["state"] for c in campaign["before"]] == ["to run"] * 3
+    assert [(c["model"], c["variant"]) for c in campaign["before"]] == \
+        [("EAGER", "default"), ("TIGER", "default"), ("SASRec", "default"), ("EAGER", "no_transfer")]
+    assert [c["state"] for c in campaign["before"]] == ["to run"] * 4
     index = json.loads((root / "pack" / "pack.json").read_text())
     assert [p["datasets"] for p in index["parts"]] == [["synthetic"]] and index["git_dirty"] in (True, False)
-    assert campaign["run_s"] < 120  # the call ends inside its budget
+    assert campaign["run_s"] < 150  # the call ends inside its budget
     assert (root / "stage" / "site" / "campaign_fake" / "__init__.py").is_file()  # the packed wheels, installed
     summary = json.loads((root / "out" / "summary.json").read_text())
-    assert summary["states"] == {"finished": 3}, summary
+    assert summary["states"] == {"finished": 4}, summary
     for cell in campaign["before"]:
         path = committed / cell["dataset"] / cell["model"] / f"{cell['run_id']}.json"
         record = read_run(path)
@@ -213,11 +215,11 @@ def test_campaign_runs_every_cell_and_returns_result_files_of_the_local_schema(c
         ranks = read_ranks(path)
         assert len(ranks["test_ranks"]) == record["n_test_users"]
     bench = [json.loads(p.read_text()) for p in (committed / "benchmarks").glob("campaign-smoke-*.json")]
-    assert len(bench) == 1 and len(bench[0]["runs"]) == 3
+    assert len(bench) == 1 and len(bench[0]["runs"]) == 4
     row = next(r for r in bench[0]["runs"] if r["model"] == "EAGER")
     assert row["updates_per_s"] > 0 and row["concurrent_max"] == 1 and "hardware" in bench[0]
     # a second plan finds every cell committed
-    assert [c["state"] for c in campaign["after"]] == ["committed"] * 3
+    assert [c["state"] for c in campaign["after"]] == ["committed"] * 4
 
 
 @pytest.mark.slow
@@ -244,7 +246,7 @@ def test_unpack_refuses_a_tampered_archive_and_a_changed_result(campaign: dict, 
 
     committed, home = campaign["committed"], tmp_path / "home"
     again = unpack([out], committed, home, echo=lambda _: None)
-    assert again["added"] == [] and len(again["present"]) == 7 and not again["warnings"]
+    assert again["added"] == [] and len(again["present"]) == 9 and not again["warnings"]
     target = committed / victim[len("results/"):]
     target.write_text(target.read_text().replace('"seed": 0', '"seed": 0 ', 1))
     with pytest.raises(BenchError, match="refusing to replace"):

@@ -284,8 +284,10 @@ def schedule(jobs: list[Job], env: dict[str, str], cwd: Path, logs: Path, max_pa
                 if waiting:
                     continue
                 job.log = logs / f"{job.key}.log"
+                folder = cwd / job.key  # RecBole and friends write log/ and saved/ into the working folder
+                folder.mkdir(parents=True, exist_ok=True)
                 handle = open(job.log, "wb")
-                job.proc = subprocess.Popen(job.argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                job.proc = subprocess.Popen(job.argv, cwd=folder, env=env, stdout=handle, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
                 handle.close()
                 job.start, job.state = clock(), "running"
@@ -455,8 +457,7 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
                       None if input_cells is None else [c for c in input_cells if c.state == "to run"])
     logs = stage.root / "logs" / time.strftime("%Y%m%dT%H%M%S")
     sampler = GpuSampler(logs / "gpu.csv", device)
-    work = stage.root / "work"  # cwd of the children: RecBole and friends write log/ and saved/ there
-    work.mkdir(parents=True, exist_ok=True)
+    work = stage.root / "work"  # one working folder per job below it
     echo(f"{len(todo)} cell(s), {len(jobs) - len(todo)} input job(s), {max_parallel} at a time, "
          f"{threads} CPU thread(s) each, deadline in {deadline - time.monotonic():.0f}s")
     try:
