@@ -165,7 +165,8 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
         # train_s is this process's share only; the per-epoch / per-step rates come from the checkpointed history
         timing["resumed_at"] = training["resumed_at"]
     provenance = {**git_state(), "data_sha256": dataset.data_sha256(), "data_files": dataset.file_sha256,
-                  "split_hash": split.fingerprint, "packages": package_versions(), "hardware": hardware(device),
+                  "split_hash": split.fingerprint, "data_order": dataset.order,
+                  "packages": package_versions(), "hardware": hardware(device),
                   "command": " ".join(sys.argv), "started_at": started, "finished_at": now_iso()}
     notes = list(training.pop("notes", [])) + data_notes
     record = RunRecord(run_id=run_id, model=spec.model, variant=spec.variant, dataset=spec.dataset,
