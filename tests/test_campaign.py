@@ -175,9 +175,9 @@ def campaign(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict:
            "OMP_NUM_THREADS": "1"}
     committed = root / "committed"
     committed.mkdir()
-    before = [c.to_dict() for c in plan_cells(profile="smoke", datasets=["synthetic"], models=["EAGER", "TIGER", "SASRec"],
-                                              variants=["default", "no_transfer"], results_dirs=[committed],
-                                              cell_minutes=0.1)]
+    before = [c.to_dict() for c in plan_cells(profile="smoke", datasets=["synthetic"],
+                                              models=["EAGER", "TIGER", "SASRec"], variants=["default", "no_transfer"],
+                                              results_dirs=[committed], cell_minutes=0.1)]
     _fake_wheel(root / "wheels")
     packed = cli("pack", "--out", str(root / "pack"), *SMOKE, "--build", "all", "--allow-dirty",
                  "--wheels", str(root / "wheels"), "--results-dir", str(committed), env=env)

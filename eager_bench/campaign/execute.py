@@ -212,6 +212,7 @@ class Job:
     rc: int | None = None
     log: Path | None = None
     proc: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of the common environment
 
 
 def _kill(job: Job, grace_s: float = 5.0) -> None:
@@ -287,7 +288,8 @@ def schedule(jobs: list[Job], env: dict[str, str], cwd: Path, logs: Path, max_pa
                 folder = cwd / job.key  # RecBole and friends write log/ and saved/ into the working folder
                 folder.mkdir(parents=True, exist_ok=True)
                 handle = open(job.log, "wb")
-                job.proc = subprocess.Popen(job.argv, cwd=folder, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                job.proc = subprocess.Popen(job.argv, cwd=folder, env={**env, **job.env}, stdout=handle,
+                                            stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
                 handle.close()
                 job.start, job.state = clock(), "running"
@@ -326,9 +328,10 @@ def _cli(*args: str) -> list[str]:
 
 
 def build_jobs(cells: list[Cell], stage: Stage, device: str, overhead_s: float, results_dir: Path,
-               input_cells: list[Cell] | None = None) -> list[Job]:
+               input_cells: list[Cell] | None = None, input_threads: int = 1) -> list[Job]:
     """One input job per (dataset, model with a builder) of `input_cells` (default: `cells`), first, then the
-    cells in priority order, each depending on its input job."""
+    cells in priority order, each depending on its input job. Input jobs get `input_threads` CPU threads (k-means
+    on the CPU), the cells what the common environment says."""
     from eager_bench.campaign.inputs import BUILDERS
 
     jobs: list[Job] = []
@@ -343,6 +346,7 @@ def build_jobs(cells: list[Cell], stage: Stage, device: str, overhead_s: float, 
             (jobfiles / f"{key}.json").write_text(json.dumps([c.to_dict() for c in mine], indent=1))
             input_jobs[(cell.dataset, cell.model)] = Job(
                 key=key, kind="inputs", est_s=0.0,
+                env={"EAGER_BENCH_THREADS": str(input_threads), "OMP_NUM_THREADS": str(input_threads)},
                 argv=_cli("campaign", "inputs", str(jobfiles / f"{key}.json"), "--device", device))
     jobs.extend(input_jobs.values())
     for cell in cells:
@@ -386,6 +390,39 @@ class GpuSampler:
             return {"samples": 0}
         return {"samples": len(util), "interval_s": 5, "utilization_pct_mean": round(sum(util) / len(util), 1),
                 "utilization_pct_max": max(util), "memory_mib_max": max(mem)}
+
+
+class MpsDaemon:
+    """Opt-in (`--mps`): NVIDIA's multi-process service, so the kernels of the concurrent runs share the GPU instead
+    of taking turns (time slices). It changes no card setting; it is stopped at the end. Not measured yet: try it in
+    the probe call first."""
+
+    def __init__(self, root: Path, enabled: bool, device: str, echo: Callable[[str], None] = print) -> None:
+        self.env: dict[str, str] = {}
+        self.state = "off"
+        exe = shutil.which("nvidia-cuda-mps-control")
+        if not enabled or not device.startswith("cuda"):
+            return
+        if exe is None:
+            self.state = "unavailable (no nvidia-cuda-mps-control)"
+            echo(f"MPS {self.state}")
+            return
+        env = {"CUDA_MPS_PIPE_DIRECTORY": str(root / "mps" / "pipe"),
+               "CUDA_MPS_LOG_DIRECTORY": str(root / "mps" / "log")}
+        for folder in env.values():
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        out = subprocess.run([exe, "-d"], env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            self.state = f"failed to start ({(out.stderr or out.stdout).strip()[:200]})"
+            echo(f"MPS {self.state}")
+            return
+        self.exe, self.env, self.state = exe, env, "on"
+        echo(f"MPS daemon started (pipes in {env['CUDA_MPS_PIPE_DIRECTORY']})")
+
+    def stop(self) -> None:
+        if self.state == "on":
+            subprocess.run([self.exe], input="quit\n", env={**os.environ, **self.env}, capture_output=True, text=True,
+                           timeout=30)
 
 
 def _cut_by_budget(record: dict[str, Any]) -> bool:
@@ -453,17 +490,21 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
 
     deadline = t0 + budget_minutes * 60.0
     todo = [c for c in cells if c.state == "to run"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     jobs = build_jobs(todo, stage, device, overhead_s, results_dir,
-                      None if input_cells is None else [c for c in input_cells if c.state == "to run"])
+                      None if input_cells is None else [c for c in input_cells if c.state == "to run"],
+                      input_threads=max(threads, min(4, cores // 2 or 1)))
     logs = stage.root / "logs" / time.strftime("%Y%m%dT%H%M%S")
     sampler = GpuSampler(logs / "gpu.csv", device)
+    mps = MpsDaemon(stage.root, bool(meta.get("mps")), device, echo)
     work = stage.root / "work"  # one working folder per job below it
     echo(f"{len(todo)} cell(s), {len(jobs) - len(todo)} input job(s), {max_parallel} at a time, "
          f"{threads} CPU thread(s) each, deadline in {deadline - time.monotonic():.0f}s")
     try:
-        schedule(jobs, child_env(stage, threads), work, logs, max_parallel, deadline, reserve_s, echo)
+        schedule(jobs, {**child_env(stage, threads), **mps.env}, work, logs, max_parallel, deadline, reserve_s, echo)
     finally:
         gpu = sampler.stop()
+        mps.stop()
     rows = [run_row(j, jobs, t0, results_dir) for j in jobs if j.kind == "cell"]
     inputs = [{"job": j.key, "state": j.state, "reason": j.reason,
                "wall_s": None if j.start is None or j.end is None else round(j.end - j.start, 1)}
@@ -475,7 +516,8 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
                  **measurement_context(device),
                  "git_commit": stage.git_commit or measurement_context(device).get("git_commit"),
                  "git_dirty_at_pack": stage.git_dirty,
-                 "campaign": {**meta, "budget_minutes": budget_minutes, "max_parallel": max_parallel,
+                 "campaign": {**meta, "mps": mps.state, "budget_minutes": budget_minutes,
+                              "max_parallel": max_parallel,
                               "threads_per_run": threads, "overhead_s": overhead_s, "reserve_s": reserve_s,
                               "wall_s": round(time.monotonic() - t0, 1), "datasets_staged": stage.datasets},
                  "targets": {"EAGER_updates_per_s": EAGER_TARGET_UPDATES_PER_S},
@@ -515,9 +557,10 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
         states[row["state"]] = states.get(row["state"], 0) + 1
     summary = {"format": RESULTS_FORMAT, "created": now_iso(), "wall_s": round(time.monotonic() - t0, 1),
                "states": states, "caches": caches_note or (f"{len(caches)} file(s)" if caches else "none"),
-               "cells": [{k: r.get(k) for k in ("cell", "state", "wall_s", "updates_per_s", "concurrent_mean",
-                                                "cut_by_budget", "reason")} | {"NDCG@10": (r.get("test") or {}).get("NDCG@10")}
-                         for r in rows], "inputs": inputs, "gpu_load": gpu}
+               "cells": [{**{k: r.get(k) for k in ("cell", "state", "wall_s", "updates_per_s", "concurrent_mean",
+                                                   "cut_by_budget", "reason")},
+                          "NDCG@10": (r.get("test") or {}).get("NDCG@10")} for r in rows],
+               "inputs": inputs, "gpu_load": gpu}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     return summary
 

@@ -164,6 +164,8 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
             probe: bool = typer.Option(False, "--probe", help="Stage, install, build inputs and time short EAGER "
                                        "runs (one per staged dataset, at once); no result files."),
             probe_minutes: float = typer.Option(0.5, "--probe-minutes", help="Fit budget of each probe run."),
+            mps: bool = typer.Option(False, "--mps", help="Start NVIDIA's multi-process service for the call, so "
+                                     "the runs' kernels share the GPU (opt-in, untested here: try it in a probe)."),
             profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Default: the pack's."),
             datasets: list[str] = Datasets, models: list[str] = Models, variants: list[str] = Variants,
             seeds: int = Seeds, cell_minutes: Optional[float] = CellMinutes, sets: list[str] = Sets,
@@ -203,7 +205,7 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
     threads = threads_per_run or max(1, cores // parallel)
     if overhead_seconds is None:
         overhead_seconds = 45.0 if probe else 75.0
-    meta = {"probe": probe, "plan": args, "pack": str(pack_dir), "stage": str(stage), "cores": cores}
+    meta = {"probe": probe, "mps": mps, "plan": args, "pack": str(pack_dir), "stage": str(stage), "cores": cores}
     summary = run_campaign(cells, staged, out, budget_minutes, device, parallel, threads, overhead_seconds,
                            reserve_seconds, t0, results, meta, echo=console.print, input_cells=input_cells)
     for row in summary["cells"]:
