@@ -231,10 +231,11 @@ def _kill(job: Job, grace_s: float = 5.0) -> None:
 
 def schedule(jobs: list[Job], env: dict[str, str], cwd: Path, logs: Path, max_parallel: int, deadline: float,
              reserve_s: float, echo: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic,
-             poll_s: float = 0.5, hold_s: float = 90.0) -> list[Job]:
+             poll_s: float = 0.5, hold_s: float = 30.0) -> list[Job]:
     """Run `jobs` (in their order = priority) at most `max_parallel` at a time, within the budget rule above.
     A cell waiting for its inputs holds a slot while they have run less than `hold_s` (cached inputs load in
-    seconds); a longer build (an RQ-VAE at the paper profile) lets lower-priority cells have the slot meanwhile."""
+    seconds); a longer build (an RQ-VAE at the paper profile) lets lower-priority cells have the slot while they
+    can still start in time."""
     t0 = clock()
     hard = deadline - reserve_s
     by_key = {j.key: j for j in jobs}
@@ -483,7 +484,7 @@ def _tail(path: Path | None) -> bytes:
 def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: float, device: str, max_parallel: int,
                  threads: int, overhead_s: float, reserve_s: float, t0: float, results_dir: Path,
                  meta: dict[str, Any], echo: Callable[[str], None] = print,
-                 input_cells: list[Cell] | None = None) -> dict[str, Any]:
+                 input_cells: list[Cell] | None = None, hold_s: float = 30.0) -> dict[str, Any]:
     """Schedule `cells` (to run) and the input jobs of `input_cells` (default: those cells), then write
     results.tar.gz, caches.tar.gz and summary.json under `out`."""
     from eager_bench.provenance import measurement_context
@@ -501,7 +502,8 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
     echo(f"{len(todo)} cell(s), {len(jobs) - len(todo)} input job(s), {max_parallel} at a time, "
          f"{threads} CPU thread(s) each, deadline in {deadline - time.monotonic():.0f}s")
     try:
-        schedule(jobs, {**child_env(stage, threads), **mps.env}, work, logs, max_parallel, deadline, reserve_s, echo)
+        schedule(jobs, {**child_env(stage, threads), **mps.env}, work, logs, max_parallel, deadline, reserve_s, echo,
+                 hold_s=hold_s)
     finally:
         gpu = sampler.stop()
         mps.stop()
@@ -519,6 +521,7 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
                  "campaign": {**meta, "mps": mps.state, "budget_minutes": budget_minutes,
                               "max_parallel": max_parallel,
                               "threads_per_run": threads, "overhead_s": overhead_s, "reserve_s": reserve_s,
+                              "hold_s": hold_s,
                               "wall_s": round(time.monotonic() - t0, 1), "datasets_staged": stage.datasets},
                  "targets": {"EAGER_updates_per_s": EAGER_TARGET_UPDATES_PER_S},
                  "gpu_load": gpu, "inputs": inputs, "runs": rows,

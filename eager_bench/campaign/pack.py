@@ -76,17 +76,20 @@ def check_out_dir(out: Path) -> str | None:
 
 
 def _dataset_files(name: str, data_dir: Path | None) -> list[tuple[str, Path]]:
-    """(member, file) of the data files a dataset's loader reads and checksums."""
+    """(member, file) of the data files a dataset's loader reads and checksums, plus every other file of its
+    folder in the data directory (side files such as <Name>.alignment.json)."""
     from eager_bench.data import load_dataset
 
     root = settings.data_dir(data_dir).resolve()
+    paths = {(root / rel).resolve() for rel in load_dataset(name, data_dir).file_sha256}
+    if (root / name).is_dir():
+        paths |= {p.resolve() for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith(".")}
     files = []
-    for rel in sorted(load_dataset(name, data_dir).file_sha256):
-        path = (root / rel).resolve()
+    for path in sorted(paths):
         try:
             inside = path.relative_to(root)
         except ValueError:
-            raise BenchError(f"dataset {name} reads {rel}, outside the data directory {root}; the campaign packs "
+            raise BenchError(f"dataset {name} reads {path}, outside the data directory {root}; the campaign packs "
                              "only files under it") from None
         files.append((f"data/{inside.as_posix()}", path))
     return files

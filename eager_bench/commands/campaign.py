@@ -159,6 +159,8 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
                                                              "fit budget: start-up, data, final validation and test "
                                                              "ranking (default 75; 45 with --probe)."),
             reserve_seconds: float = typer.Option(20.0, "--reserve-seconds", help="Kept at the end for the archive."),
+            hold_seconds: float = typer.Option(30.0, "--hold-seconds", help="A cell waiting for its input job keeps "
+                                               "its slot while that job has run less than this."),
             stage: Path = typer.Option(Path("/tmp/eager-bench-campaign"), "--stage", help="Scratch folder on this "
                                        "machine (parts staged by an earlier call on the same machine are reused)."),
             probe: bool = typer.Option(False, "--probe", help="Stage, install, build inputs and time short EAGER "
@@ -207,7 +209,8 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
         overhead_seconds = 45.0 if probe else 75.0
     meta = {"probe": probe, "mps": mps, "plan": args, "pack": str(pack_dir), "stage": str(stage), "cores": cores}
     summary = run_campaign(cells, staged, out, budget_minutes, device, parallel, threads, overhead_seconds,
-                           reserve_seconds, t0, results, meta, echo=console.print, input_cells=input_cells)
+                           reserve_seconds, t0, results, meta, echo=console.print, input_cells=input_cells,
+                           hold_s=hold_seconds)
     for row in summary["cells"]:
         ups = row.get("updates_per_s")
         console.print(f"{row['cell']:<42} {row['state']:<9} wall {row.get('wall_s') or 0:>6.0f}s  "
