@@ -289,3 +289,42 @@ def test_packed_wheels_are_installed_once_into_the_stage(tmp_path: Path) -> None
     assert (site / "campaign_fake" / "__init__.py").read_text() == "VALUE = 42\n"
     marker = (site / ".installed").stat().st_mtime_ns
     assert install_wheels(stage, echo=lambda _: None) == site and (site / ".installed").stat().st_mtime_ns == marker
+
+
+def _part(folder: Path, number: int, datasets: list[str], commit: str = "abc") -> None:
+    from eager_bench.campaign.archive import sha256_file
+    from eager_bench.campaign.pack import PACK_FORMAT
+
+    groups = {}
+    for name in datasets:
+        file = folder / f"{name}.tar.gz"
+        write_archive(file, [(f"data/{name}/{name}.txt", f"1 2 3 {number}\n".encode()),
+                             (f"home/cache/embeddings/{name}-text-x.npy", b"\x00" * 16)], {"format": PACK_FORMAT})
+        groups[name] = {"file": file.name, "sha256": sha256_file(file), "dataset": name}
+    (folder / "part.json").write_text(json.dumps({"format": PACK_FORMAT, "part": number, "git_commit": commit,
+                                                  "profile": "paper", "plan": {"cell_minutes": 6.0},
+                                                  "groups": groups}))
+
+
+def test_parts_carried_in_two_calls_are_staged_together_and_damage_is_refused(tmp_path: Path) -> None:
+    from eager_bench.campaign.execute import stage_pack
+
+    first, second, stage = tmp_path / "call1" / "pack", tmp_path / "call2" / "pack", tmp_path / "stage"
+    _part(first / "part-1", 1, ["Beauty", "Sports_and_Outdoors"])
+    _part(second / "part-2", 2, ["Toys_and_Games"])
+    assert stage_pack(first, stage, echo=lambda _: None).datasets == ["Beauty", "Sports_and_Outdoors"]
+    staged = stage_pack(second, stage, echo=lambda _: None)  # the second call carries part 2 only
+    assert staged.datasets == ["Beauty", "Sports_and_Outdoors", "Toys_and_Games"]
+    assert staged.git_commit == "abc" and staged.plan == {"cell_minutes": 6.0}
+    assert (stage / "data" / "Toys_and_Games" / "Toys_and_Games.txt").read_text() == "1 2 3 2\n"
+    assert "home/cache/embeddings/Beauty-text-x.npy" in staged.packed_files
+    (second / "part-2" / "Toys_and_Games.tar.gz").write_bytes(b"damaged")
+    part = json.loads((second / "part-2" / "part.json").read_text())
+    part["groups"]["Toys_and_Games"]["sha256"] = "0" * 64  # a new pack whose tarball did not arrive intact
+    (second / "part-2" / "part.json").write_text(json.dumps(part))
+    with pytest.raises(BenchError, match="damaged in transfer"):
+        stage_pack(second, stage, echo=lambda _: None)
+    _part(tmp_path / "other" / "part-3", 3, ["Yelp"], commit="def")
+    with pytest.raises(BenchError, match="different commits"):
+        stage_pack(tmp_path / "other", stage, echo=lambda _: None)
+    assert not (stage / "data" / "Yelp").exists()  # refused before anything was unpacked

@@ -89,6 +89,10 @@ def stage_pack(pack_dir: Path | None, root: Path, echo: Callable[[str], None] = 
         part = json.loads(part_file.read_text())
         if part.get("format") != PACK_FORMAT:
             raise BenchError(f"{part_file}: not a campaign pack part (format {part.get('format')!r})")
+        earlier = {g["git_commit"] for n, g in staged.items() if g.get("git_commit") and n not in part["groups"]}
+        if part.get("git_commit") and earlier - {part["git_commit"]}:
+            raise BenchError(f"{part_file} was packed at {part['git_commit']}, the parts staged in {root} at "
+                             f"{', '.join(sorted(earlier))} (different commits); pack again, or remove {root}")
         for name, entry in part["groups"].items():
             tarball = part_file.parent / entry["file"]
             if staged.get(name, {}).get("sha256") == entry["sha256"]:
