@@ -109,7 +109,9 @@ def _check_profile(profile: str) -> str:
 @app.command("run")
 def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (see `models`)."),
             dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset name (see `data list`)."),
-            all_: bool = typer.Option(False, "--all", help="Every registered model on every benchmark dataset."),
+            all_: bool = typer.Option(False, "--all", help="Every leaderboard row (each registered model, and each "
+                                      "variant of a baseline, e.g. SASRec tuned) on every benchmark dataset."),
+            ablations: bool = typer.Option(False, "--ablations", help="With --all: EAGER's ablation variants too."),
             models: list[str] = typer.Option(None, "--models", help="With --all: restrict to these models."),
             datasets: list[str] = typer.Option(None, "--datasets", help="With --all: restrict to these datasets."),
             profile: str = typer.Option("cpu", "--profile", "-p", help=f"One of {', '.join(PROFILES)}."),
@@ -120,7 +122,8 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             overrides: list[str] = typer.Option(None, "--set", help="key=value config override (repeatable)."),
             device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
             force: bool = typer.Option(False, "--force", help="Re-run even if a result with this config exists."),
-            dry_run: bool = typer.Option(False, "--dry-run", help="List what would run or is cached; train nothing."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="List what would run or is cached, with each run's "
+                                         "estimated wall time here (from earlier runs' timing); train nothing."),
             keep_going: bool = typer.Option(False, "--keep-going", help="With --all: finish the other runs when one "
                                             "fails, then name every failure."),
             no_report: bool = typer.Option(False, "--no-report", help="With --all: skip writing the report."),
@@ -140,7 +143,7 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
     results_root = settings.results_dir(results_dir)
     if all_:
         from eager_bench.data.registry import BENCHMARK_DATASETS, get_spec
-        from eager_bench.grid import dry_run_table, plan, run_grid, summary_table
+        from eager_bench.grid import dry_run_table, leaderboard_rows, plan, run_grid, summary_table
         from eager_bench.models.registry import get_model_class, model_names
 
         model_list = models or model_names()
@@ -151,9 +154,18 @@ def run_cmd(model: Optional[str] = typer.Option(None, "--model", "-m", help="Mod
             get_spec(name, data_dir)
         if seeds < 1:
             raise BenchError(f"--seeds must be >= 1, got {seeds}")
-        items = plan(model_list, dataset_list, list(range(seeds)), profile, results_root)
+        items = plan(model_list, dataset_list, list(range(seeds)), profile, results_root,
+                     rows=leaderboard_rows(model_list, ablations=ablations))
         if dry_run:
-            console.print(dry_run_table(items))
+            from eager_bench.estimate import basis_lines, estimate_items, total_lines
+
+            estimates = estimate_items(items, results_root, device=device, data_dir=data_dir)
+            console.print(dry_run_table(items, estimates))
+            lines = basis_lines(items, estimates)
+            if lines:
+                console.print("Where each estimate comes from:")
+            for line in [*lines, *total_lines(items, estimates, device=device)]:
+                console.print(line, highlight=False, soft_wrap=True)
             return
         if executor == "local":
             if address is not None:

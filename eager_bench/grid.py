@@ -16,9 +16,11 @@ from rich.table import Table
 
 from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.errors import BenchError
-from eager_bench.runner import RunOutcome, RunSpec, planned_path, run
+from eager_bench.results import result_path
+from eager_bench.runner import RunOutcome, RunSpec, prepare, run
 
 SUMMARY_METRICS = ("Recall@5", "NDCG@5", "Recall@10", "NDCG@10")
+OURS = "EAGER"  # its named variants are the ablation table's rows (`ablate`), not leaderboard rows
 log = logging.getLogger("eager_bench")
 
 
@@ -27,6 +29,11 @@ class GridItem:
     spec: RunSpec
     path: Path
     cached: bool
+    config: dict[str, Any] | None = None  # the resolved config (what the run id hashes)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name[: -len(".json")]
 
     @property
     def label(self) -> str:
@@ -34,33 +41,63 @@ class GridItem:
         return f"{s.model}/{s.variant} on {s.dataset} ({s.profile}) seed {s.seed}"
 
 
+def leaderboard_rows(models: list[str], ablations: bool = False) -> list[tuple[str, str]]:
+    """(model, variant) of every row the leaderboard shows: each model's `default` and every named variant of a
+    baseline (e.g. SASRec `tuned`: leaving a stronger baseline out would flatter EAGER); EAGER's own variants are
+    the ablation table's rows and come only with `ablations`."""
+    from eager_bench.config import variant_names
+    from eager_bench.models.registry import get_model_class
+
+    rows = []
+    for model in models:
+        names = variant_names(get_model_class(model).config_file)
+        variants = [DEFAULT_VARIANT] + [v for v in names if v != DEFAULT_VARIANT and (model != OURS or ablations)]
+        rows += [(model, variant) for variant in variants]
+    return rows
+
+
 def plan(models: list[str], datasets: list[str], seeds: list[int], profile: str, results_dir: Path,
-         variants: list[str] | None = None, overrides: dict[str, Any] | None = None) -> list[GridItem]:
+         variants: list[str] | None = None, overrides: dict[str, Any] | None = None,
+         rows: list[tuple[str, str]] | None = None) -> list[GridItem]:
     """Every run of the grid with its result path; a path that exists is a finished run (same config and seed).
 
-    Resolving each config here means an unknown model, variant or bad config fails before anything trains.
+    The (model, variant) pairs are `rows` when given (see leaderboard_rows), else every model with each of
+    `variants` (default: `default`). Resolving each config here means an unknown model, variant or bad config fails
+    before anything trains.
     """
+    pairs = rows if rows is not None else [(m, v) for m in models for v in variants or [DEFAULT_VARIANT]]
     items = []
     for dataset in datasets:
-        for model in models:
-            for variant in variants or [DEFAULT_VARIANT]:
-                for seed in seeds:
-                    spec = RunSpec(model=model, dataset=dataset, profile=profile, seed=seed, variant=variant,
-                                   overrides=overrides)
-                    path = planned_path(spec, results_dir)
-                    items.append(GridItem(spec, path, path.exists()))
+        for model, variant in pairs:
+            for seed in seeds:
+                spec = RunSpec(model=model, dataset=dataset, profile=profile, seed=seed, variant=variant,
+                               overrides=overrides)
+                _, config, _, run_id = prepare(spec)
+                path = result_path(results_dir, dataset, model, run_id)
+                items.append(GridItem(spec, path, path.exists(), config))
     return items
 
 
-def dry_run_table(items: list[GridItem]) -> Table:
+def dry_run_table(items: list[GridItem], estimates: list[Any] | None = None) -> Table:
+    """One line per run: what it is, cached or to run, its run id and (with `estimates`, eager_bench.estimate)
+    its estimated wall time on this machine (estimate.basis_lines says where each number comes from)."""
+    from eager_bench.estimate import format_duration
+
     cached = sum(item.cached for item in items)
-    table = Table(title=f"{len(items)} run(s): {cached} cached, {len(items) - cached} to run")
-    for column in ("dataset", "model", "variant", "profile", "seed", "state", "result file"):
-        table.add_column(column)
-    for item in items:
+    profiles = ", ".join(sorted({item.spec.profile for item in items})) or "-"
+    table = Table(title=f"{len(items)} run(s): {cached} cached, {len(items) - cached} to run (profile {profiles})",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    columns = ["dataset", "model", "variant", "seed", "state", "run id"]
+    if estimates is not None:
+        columns.append("estimate")
+    for column in columns:
+        table.add_column(column, overflow="fold", justify="right" if column in ("seed", "estimate") else "left")
+    for i, item in enumerate(items):
         s = item.spec
-        table.add_row(s.dataset, s.model, s.variant, s.profile, str(s.seed), "cached" if item.cached else "to run",
-                      str(item.path))
+        cells = [s.dataset, s.model, s.variant, str(s.seed), "cached" if item.cached else "to run", item.run_id]
+        if estimates is not None:
+            cells.append("-" if item.cached else format_duration(estimates[i].seconds))
+        table.add_row(*cells)
     return table
 
 
