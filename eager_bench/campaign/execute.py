@@ -329,7 +329,8 @@ def concurrency(job: Job, jobs: list[Job]) -> tuple[float, int]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "eager_bench.cli", *args]
+    """A child `eager-bench` under this interpreter, started the way this one was (-S kept)."""
+    return [sys.executable, *(["-S"] if sys.flags.no_site else []), "-m", "eager_bench.cli", *args]
 
 
 def build_jobs(cells: list[Cell], stage: Stage, device: str, overhead_s: float, results_dir: Path,

@@ -157,7 +157,7 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
                                                 "(0 = cores / runs at a time)."),
             overhead_seconds: Optional[float] = typer.Option(None, "--overhead-seconds", help="Per run, besides its "
                                                              "fit budget: start-up, data, final validation and test "
-                                                             "ranking (default 75; 45 with --probe)."),
+                                                             "ranking (default 75; 40 with --probe)."),
             reserve_seconds: float = typer.Option(20.0, "--reserve-seconds", help="Kept at the end for the archive."),
             hold_seconds: float = typer.Option(30.0, "--hold-seconds", help="A cell waiting for its input job keeps "
                                                "its slot while that job has run less than this."),
@@ -206,7 +206,7 @@ def run_cmd(pack_dir: Optional[Path] = typer.Option(DEFAULT_PACK, "--pack", help
     parallel = max_parallel or max(1, min(14, cores - 2))
     threads = threads_per_run or max(1, cores // parallel)
     if overhead_seconds is None:
-        overhead_seconds = 45.0 if probe else 75.0
+        overhead_seconds = 40.0 if probe else 75.0
     meta = {"probe": probe, "mps": mps, "plan": args, "pack": str(pack_dir), "stage": str(stage), "cores": cores}
     summary = run_campaign(cells, staged, out, budget_minutes, device, parallel, threads, overhead_seconds,
                            reserve_seconds, t0, results, meta, echo=console.print, input_cells=input_cells,
