@@ -328,3 +328,20 @@ def test_parts_carried_in_two_calls_are_staged_together_and_damage_is_refused(tm
     with pytest.raises(BenchError, match="different commits"):
         stage_pack(tmp_path / "other", stage, echo=lambda _: None)
     assert not (stage / "data" / "Yelp").exists()  # refused before anything was unpacked
+
+
+def test_returned_caches_are_split_under_the_per_file_limit(tmp_path: Path, monkeypatch) -> None:
+    from eager_bench.campaign import execute
+
+    monkeypatch.setattr(execute, "RETURN_FILE_LIMIT", 100)
+    files = []
+    for i, n in enumerate([60, 60, 30, 150, 60]):
+        path = tmp_path / f"c{i}.npy"
+        path.write_bytes(os.urandom(n))
+        files.append((f"home/cache/embeddings/c{i}.npy", path))
+    note = execute.write_caches(tmp_path / "out", files, {"format": "x"}, max_files=2)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["caches-2.tar.gz", "caches.tar.gz"]
+    assert set(read_archive(tmp_path / "out" / "caches.tar.gz")[1]) == {"home/cache/embeddings/c0.npy"}
+    assert set(read_archive(tmp_path / "out" / "caches-2.tar.gz")[1]) == {"home/cache/embeddings/c1.npy",
+                                                                          "home/cache/embeddings/c2.npy"}
+    assert note.startswith("2 new cache file(s) not returned") and "c3.npy" in note

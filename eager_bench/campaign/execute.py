@@ -11,7 +11,7 @@ GPU first.
 Outputs under --out (on the device: $OUT, at most 8 files come back):
   results.tar.gz   manifest.json (sha256 of every member), results/<dataset>/<model>/<run_id>.json + .ranks.npz,
                    benchmarks/campaign-<profile>-<time>.json (per-run throughput, concurrency, GPU load), logs/
-  caches.tar.gz    cache files built there that the pack lacked (only if under 15 MiB), for the next pack
+  caches*.tar.gz   cache files built there that the pack lacked (each archive under 16 MiB), for the next pack
   summary.json     one line per cell
 """
 
@@ -553,13 +553,8 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
                     "probe": bool(meta.get("probe")), "cells": rows, "inputs": inputs}
     write_archive(out / "results.tar.gz", members, archive_meta)
     caches = _new_caches(stage)
-    caches_note = None
-    if caches:
-        write_archive(out / "caches.tar.gz", caches, {"format": RESULTS_FORMAT, "kind": "caches",
-                                                      "git_commit": stage.git_commit})
-        if (out / "caches.tar.gz").stat().st_size > RETURN_FILE_LIMIT:
-            (out / "caches.tar.gz").unlink()
-            caches_note = f"{len(caches)} new cache file(s) over {RETURN_FILE_LIMIT >> 20} MiB: not returned"
+    caches_note = write_caches(out, caches, {"format": RESULTS_FORMAT, "kind": "caches",
+                                             "git_commit": stage.git_commit})
     states = {}
     for row in rows:
         states[row["state"]] = states.get(row["state"], 0) + 1
@@ -571,6 +566,29 @@ def run_campaign(cells: list[Cell], stage: Stage, out: Path, budget_minutes: flo
                "inputs": inputs, "gpu_load": gpu}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     return summary
+
+
+def write_caches(out: Path, caches: list[tuple[str, Path]], meta: dict[str, Any], max_files: int = 5) -> str | None:
+    """caches.tar.gz (and caches-2.tar.gz, ... up to `max_files`), each under the 16 MiB a returned file may have;
+    returns a note on what did not fit, or None."""
+    batches: list[list[tuple[str, Path]]] = [[]]
+    size, left = 0, []
+    for member, path in caches:
+        n = path.stat().st_size
+        if n > RETURN_FILE_LIMIT:
+            left.append(member)
+            continue
+        if batches[-1] and size + n > RETURN_FILE_LIMIT:
+            if len(batches) == max_files:
+                left.append(member)
+                continue
+            batches.append([])
+            size = 0
+        batches[-1].append((member, path))
+        size += n
+    for i, batch in enumerate(b for b in batches if b):
+        write_archive(out / ("caches.tar.gz" if i == 0 else f"caches-{i + 1}.tar.gz"), batch, meta)
+    return f"{len(left)} new cache file(s) not returned (over the size limit; first: {left[0]})" if left else None
 
 
 def _new_caches(stage: Stage) -> list[tuple[str, Path]]:

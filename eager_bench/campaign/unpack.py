@@ -21,7 +21,7 @@ def _archives(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            inside = [path / name for name in ("results.tar.gz", "caches.tar.gz") if (path / name).is_file()]
+            inside = [p for p in [path / "results.tar.gz", *sorted(path.glob("caches*.tar.gz"))] if p.is_file()]
             if not inside:
                 raise BenchError(f"{path}: no results.tar.gz or caches.tar.gz inside")
             found += inside
