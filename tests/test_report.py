@@ -16,6 +16,7 @@ from eager_bench.report.board import build_ablation, build_leaderboard
 from eager_bench.report.collect import collect_runs
 from eager_bench.report.reference import load_reference
 from eager_bench.report.stats import holm, paired_p_value, per_user, t_interval
+from eager_bench.results import make_run_id
 from tests.synthetic_results import fake_run, random_ranks
 
 N_USERS = 2000
@@ -287,3 +288,126 @@ def test_report_after_a_smoke_grid_goes_beside_the_full_size_tables(tmp_path):
     assert {"leaderboard_smoke.md", "leaderboard_smoke.csv", "leaderboard_smoke.tex"} <= written
     assert not (root / "leaderboard.md").exists()
     assert build_report_for_grid(root, "cpu") == []  # no full-size result: nothing written, nothing overwritten
+
+
+# --- stale results and the papers' numbers -----------------------------------------------------------------
+
+STALE_YAML = """\
+defaults:
+  popularity_weight: 0.0   # (float) today's value; result files with another one are stale
+  precision: fp32          # (str) added later, hash-neutral at this value
+hash_neutral:
+  precision: fp32
+profiles:
+  smoke: {}
+  cpu: {}
+  paper: {}
+"""
+
+
+@pytest.fixture
+def fake_rec(tmp_path, monkeypatch):
+    """A model registered in-process, so today's run ids are known: current_hash(seed) gives today's hash."""
+    from eager_bench.models import registry
+    from eager_bench.models.popularity import Popularity
+    from eager_bench.runner import RunSpec, prepare
+
+    config = tmp_path / "fake_rec.yaml"
+    config.write_text(STALE_YAML)
+    monkeypatch.setitem(registry._EXTRA, "FakeRec", type("FakeRec", (Popularity,), {"config_file": config}))
+    return lambda seed=0, profile="cpu": prepare(RunSpec("FakeRec", "-", profile, seed))[2]
+
+
+def _stale_run(root: Path, dataset: str, ranks, seed: int, config_hash: str, finished: str, config=None) -> Path:
+    import json
+
+    path = fake_run(root, "FakeRec", dataset, ranks, seed=seed, config_hash=config_hash, finished_at=finished)
+    record = json.loads(path.read_text())
+    record["config"] = config if config is not None else {"popularity_weight": 0.5}
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_currency_is_todays_run_id_and_names_what_differs(tmp_path, fake_rec):
+    from eager_bench.report.current import checker
+
+    check = checker()
+    record = {"model": "FakeRec", "variant": "default", "profile": "cpu", "seed": 0,
+              "run_id": make_run_id("default", "cpu", 0, fake_rec(0)), "config": {"popularity_weight": 0.0}}
+    assert check(record).state == "current"
+    old = {**record, "run_id": "default-cpu-s0-0000000000", "config": {"popularity_weight": 0.5}}
+    verdict = check(old)
+    assert verdict.state == "stale" and verdict.run_id == record["run_id"]
+    assert verdict.why == "popularity_weight 0.5 -> 0"  # the hash-neutral key is not a difference
+    assert check({**record, "model": "NoSuchModel"}).state == "unchecked"
+
+
+def test_a_row_never_mixes_stale_and_current_runs_and_says_which_it_left_out(tmp_path, fake_rec):
+    from eager_bench.report.collect import collect
+    from eager_bench.report.current import checker
+
+    root = tmp_path / "r"
+    hit, miss = np.ones(20), np.zeros(20)
+    _stale_run(root, "Beauty", hit, 0, fake_rec(0), "2026-01-01T00:00:00+00:00", {"popularity_weight": 0.0})
+    _stale_run(root, "Beauty", miss, 0, "a" * 64, "2026-03-01T00:00:00+00:00")  # newer but stale: same key
+    _stale_run(root, "Beauty", miss, 1, "a" * 64, "2026-03-01T00:00:00+00:00")  # a stale seed of a current row
+    # a row with stale runs only: the newest stale config alone, marked
+    _stale_run(root, "Toys_and_Games", hit, 0, "b" * 64, "2026-02-01T00:00:00+00:00")
+    _stale_run(root, "Toys_and_Games", miss, 1, "c" * 64, "2026-01-01T00:00:00+00:00")
+    collection = collect(root, currency=checker())
+    kept = {(r.key.dataset, r.key.seed): r for r in collection.runs}
+    assert set(kept) == {("Beauty", 0), ("Toys_and_Games", 0)}
+    assert not kept[("Beauty", 0)].stale and kept[("Beauty", 0)].test_metrics["Recall@5"] == 1.0
+    assert kept[("Toys_and_Games", 0)].stale
+    reasons = {(e.run.key.dataset, e.run.key.seed): e.reason for e in collection.excluded}
+    assert reasons[("Beauty", 0)] == "a result of today's config for the same run is shown"
+    assert reasons[("Beauty", 1)].startswith("its row shows today's config")
+    assert reasons[("Toys_and_Games", 1)].startswith("its row shows the newer stale config default-cpu-s0-bbbb")
+    # without a checker: the old rule (newest per key), nothing marked
+    assert {r.key.seed for r in collect(root).runs if r.key.dataset == "Beauty"} == {0, 1}
+
+    build_report(root, reference=_reference(tmp_path), plots=False)
+    text = (root / "leaderboard.md").read_text()
+    assert "| FakeRec | 0 |" in text.split("## Toys_and_Games")[0]  # current: no mark
+    assert "| FakeRec ‡ | 0 |" in text.split("## Toys_and_Games")[1]
+    stale = text.split("## Stale results")[1]
+    assert "Toys_and_Games/FakeRec/default-cpu-s0-bbbbbbbbbb.json | yes ‡ |" in stale
+    assert "popularity_weight 0.5 -> 0" in stale
+    assert "Beauty/FakeRec/default-cpu-s1-aaaaaaaaaa.json | no: its row shows today's config" in stale
+    rows = [line for line in (root / "leaderboard.csv").read_text().splitlines() if ",FakeRec," in line]
+    assert {line.rsplit(",", 1)[1] for line in rows if ",Beauty," in line} == {"current"}
+    assert {line.rsplit(",", 1)[1] for line in rows if ",Toys_and_Games," in line} == {"stale"}
+    assert "$^\\ddagger$" in (root / "leaderboard.tex").read_text()
+
+
+def test_results_of_a_model_not_resolvable_here_are_shown_and_listed_unchecked(tmp_path):
+    root = tmp_path / "r"
+    fake_run(root, "NoSuchModel", "Beauty", np.ones(10))
+    build_report(root, plots=False, reference=_reference(tmp_path))
+    text = (root / "leaderboard.md").read_text()
+    assert "| NoSuchModel | 0 |" in text
+    assert "Not checked" in text and "NoSuchModel/default-cpu-s0-0000000000.json: unknown model" in text
+
+
+def test_the_papers_numbers_are_all_shown_with_every_ratio_we_have(tmp_path):
+    root = tmp_path / "results"
+    ranks = np.array([1] * 10 + [0] * 90)  # Recall@5 = 0.1
+    fake_run(root, "SASRec", "Beauty", ranks)
+    fake_run(root, "SASRec", "Beauty", ranks, profile="paper")
+    fake_run(root, "Popularity", "Yelp", ranks)
+    reference = tmp_path / "reported_metrics.csv"
+    reference.write_text("paper,model,dataset,metric,value,status,source\n"
+                         "TIGER,SASRec,Beauty,Recall@5,0.0500,secondary,TIGER Table 1\n"
+                         "EAGER,SASRec,Yelp,Recall@5,0.0400,primary,EAGER Table 2\n"
+                         "EAGER,RecForest,Sports_and_Outdoors,NDCG@20,0.0164,primary,EAGER Table 2\n")
+    build_report(root, reference=reference, plots=False, check_current=False)
+    text = (root / "leaderboard.md").read_text()
+    yelp = text.split("## Yelp · profile `cpu`")[1].split("##")[0]
+    assert "| SASRec |  | – |" in yelp and "| ↳ paper |  | 0.0400 |" in yelp  # reported, not run: number only
+    papers = text.split("## Papers' numbers")[1]
+    assert "| SASRec | TIGER (secondary) | 0.0500 · cpu ×2.00 · paper ×2.00 |" in papers
+    assert "### Sports_and_Outdoors" in papers and "| RecForest (not in this suite) | EAGER |" in papers
+    assert "0.0164 |" in papers
+    csv_rows = [line for line in (root / "leaderboard.csv").read_text().splitlines() if line.startswith("paper,")]
+    assert len(csv_rows) == 3 and any(",RecForest," in line and ",0.0164," in line for line in csv_rows)
+    assert "Reported numbers: Sports\\_and\\_Outdoors" in (root / "leaderboard.tex").read_text()

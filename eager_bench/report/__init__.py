@@ -1,6 +1,8 @@
 """The report: leaderboard and ablation tables (Markdown, CSV, LaTeX) and plots, from result files alone.
 
-No model is imported here; everything comes from `eager_bench.results` files and their per-user rank sidecars.
+Every number comes from `eager_bench.results` files and their per-user rank sidecars. Whether a file is of today's
+config is asked of runner.prepare (report.current: each model's config is resolved, no model is built or trained);
+stale files are marked, or left out where a current one stands for the same row, and listed either way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Iterable
 from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.errors import BenchError
 from eager_bench.report.board import Board, build_ablation, build_leaderboard
-from eager_bench.report.collect import FULL_SIZE_PROFILES, OURS, collect_runs
+from eager_bench.report.collect import FULL_SIZE_PROFILES, OURS, collect
 from eager_bench.report.reference import load_reference
 from eager_bench.report.tables import to_csv, to_latex, to_markdown
 
@@ -50,9 +52,12 @@ def check_formats(formats: Iterable[str]) -> list[str]:
 
 def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: Path | None = None,
                  profiles: Iterable[str] | None = FULL_SIZE_PROFILES, reference: Path | None = None,
-                 plots: bool = True, ablations: bool = True, strict: bool = False) -> list[Path]:
-    """Write leaderboard.{md,csv,tex}, ablations.* and plots/ from the newest result of each run; return the paths.
+                 plots: bool = True, ablations: bool = True, strict: bool = False,
+                 check_current: bool = True) -> list[Path]:
+    """Write leaderboard.{md,csv,tex}, ablations.* and plots/ from one result per run; return the paths.
 
+    With `check_current` (report.current) a result of today's config is preferred to a stale one, a row never
+    mixes the two, and stale results are marked and listed; without it the newest result of each run counts.
     When no result file matches the profile filter nothing is written: with `strict` that is a BenchError (the
     `report` command), otherwise a logged warning (the hook after `run --all`, whose grid may be smoke-only).
     """
@@ -60,7 +65,13 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
     profiles = list(profiles) if profiles is not None else None
-    runs = collect_runs(results_dir, profiles)
+    currency = None
+    if check_current:
+        from eager_bench.report.current import checker
+
+        currency = checker()
+    collection = collect(results_dir, profiles, currency=currency)
+    runs = collection.runs
     if not runs:
         which = f" with profile {', '.join(profiles)}" if profiles else ""
         message = (f"no result files{which} under {results_dir}; run `eager-bench run` first "
@@ -69,9 +80,9 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
             raise BenchError(message)
         logging.getLogger("eager_bench").warning("report not written: %s", message)
         return []
-    board = build_leaderboard(runs, load_reference(reference))
+    board = build_leaderboard(runs, load_reference(reference), excluded=collection.excluded)
     written = write_tables(board, out_dir, stem_for("leaderboard", profiles), formats)
-    ablation = build_ablation(runs) if ablations else None
+    ablation = build_ablation(runs, excluded=collection.excluded) if ablations else None
     if ablation is not None and not any(row.variant != DEFAULT_VARIANT for rows in ablation.rows.values()
                                         for row in rows):
         ablation = None  # EAGER's default alone is no ablation
@@ -96,15 +107,21 @@ def build_report_for_grid(results_dir: Path, profile: str) -> list[Path]:
 
 def build_ablation_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: Path | None = None,
                           profiles: Iterable[str] | None = FULL_SIZE_PROFILES, datasets: Iterable[str] | None = None,
-                          model: str = OURS, plots: bool = True) -> list[Path]:
-    """Only the ablation table (+ plot) of `model`'s variants."""
+                          model: str = OURS, plots: bool = True, check_current: bool = True) -> list[Path]:
+    """Only the ablation table (+ plot) of `model`'s variants (stale results treated as in build_report)."""
     formats = check_formats(formats)
     out_dir = Path(out_dir) if out_dir is not None else Path(results_dir)
     profiles = list(profiles) if profiles is not None else None
-    runs = collect_runs(Path(results_dir), profiles, models=[model], datasets=datasets)
+    currency = None
+    if check_current:
+        from eager_bench.report.current import checker
+
+        currency = checker()
+    collection = collect(Path(results_dir), profiles, models=[model], datasets=datasets, currency=currency)
+    runs = collection.runs
     if not runs:
         raise BenchError(f"no {model} result files under {results_dir} match the filter")
-    board = build_ablation(runs, model=model)
+    board = build_ablation(runs, model=model, excluded=collection.excluded)
     written = write_tables(board, out_dir, stem_for("ablations", profiles), formats)
     if plots:
         from eager_bench.report.plots import bar_plots

@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from eager_bench.config import DEFAULT_VARIANT
-from eager_bench.report.collect import METRICS, OURS, Run, dataset_order, model_order
+from eager_bench.report.collect import METRICS, OURS, Excluded, Run, dataset_order, model_order
 from eager_bench.report.reference import Reported
 from eager_bench.report.stats import ALPHA, Interval, holm, paired_p_value, per_user, t_interval
 
@@ -42,6 +42,11 @@ class Cell:
         if self.reported is None or self.reported.value == 0:
             return None
         return self.interval.mean / self.reported.value
+
+    @property
+    def stale(self) -> bool:
+        """From result files of an older config (report.current); such a cell never mixes with current runs."""
+        return any(run.stale for run in self.runs)
 
 
 @dataclass
@@ -73,6 +78,27 @@ class Board:
     comparisons: list[Comparison]
     n_files: int
     unrun: list[tuple[str, str]] = field(default_factory=list)  # (model, dataset) the papers report, we have not
+    reference: dict[tuple[str, str, str], Reported] = field(default_factory=dict)  # (model, dataset, metric)
+    excluded: list[Excluded] = field(default_factory=list)  # result files the tables leave out, with the reason
+
+    def stale(self, profile: str, dataset: str, row: Row) -> bool:
+        """The row's cells in this section come from stale result files."""
+        return any(c.stale for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None)
+
+    def stale_anywhere(self, profile: str, row: Row) -> bool:
+        return any(self.stale(p, d, row) for p, d in self.sections if p == profile)
+
+    def reported(self, dataset: str, row: Row, metric: str) -> Reported | None:
+        """The paper's number for a row (default variants only: a paper reports one setting per model)."""
+        return self.reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
+
+    def shown_runs(self) -> list[Run]:
+        """Every run behind a cell, once, in key order."""
+        seen: dict[str, Run] = {}
+        for cell in self.cells.values():
+            for run in cell.runs:
+                seen.setdefault(str(run.path), run)
+        return sorted(seen.values(), key=lambda r: (r.key, str(r.path)))
 
     def cell(self, profile: str, dataset: str, row: Row, metric: str) -> Cell | None:
         return self.cells.get((profile, dataset, row, metric))
@@ -163,7 +189,8 @@ def _sections(runs: list[Run]) -> list[tuple[str, str]]:
 
 
 def build_leaderboard(runs: list[Run], reference: dict[tuple[str, str, str], Reported],
-                      metrics: tuple[str, ...] = METRICS, ours: str = OURS) -> Board:
+                      metrics: tuple[str, ...] = METRICS, ours: str = OURS,
+                      excluded: list[Excluded] | None = None) -> Board:
     """Every model (and variant) that has a result; EAGER (default) tested against the best baseline row of the
     column, whatever its variant (a tuned baseline is still a baseline: leaving it out would flatter EAGER)."""
     cells = _cells(runs, metrics, reference)
@@ -191,13 +218,15 @@ def build_leaderboard(runs: list[Run], reference: dict[tuple[str, str, str], Rep
     wanted = {(model, dataset) for model, dataset, _ in reference} - have
     unrun = [(m, d) for d in dataset_order(d for _, d in wanted) for m in model_order(m for m, _ in wanted)
              if (m, d) in wanted]
-    return Board("leaderboard", sections, rows, metrics, cells, comparisons, len(runs), unrun)
+    return Board("leaderboard", sections, rows, metrics, cells, comparisons, len(runs), unrun, dict(reference),
+                 list(excluded or []))
 
 
 def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: str = OURS,
-                   variants: Iterable[str] | None = None) -> Board:
+                   variants: Iterable[str] | None = None, excluded: list[Excluded] | None = None) -> Board:
     """The model's variants, each tested against its default in the same (profile, dataset, metric)."""
-    runs = [r for r in runs if r.key.model == model and (variants is None or r.key.variant in set(variants))]
+    wanted = (lambda r: r.key.model == model and (variants is None or r.key.variant in set(variants)))
+    runs = [r for r in runs if wanted(r)]
     cells = _cells(runs, metrics, {})
     rows: dict[str, list[Row]] = {}
     for profile in sorted({r.key.profile for r in runs}):
@@ -217,4 +246,5 @@ def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: s
                 if row != default and cell is not None:
                     comparisons.append(_compare(profile, dataset, metric, row, cell, default, base))
     _apply_holm(comparisons)
-    return Board("ablation", sections, rows, metrics, cells, comparisons, len(runs))
+    return Board("ablation", sections, rows, metrics, cells, comparisons, len(runs),
+                 excluded=[e for e in excluded or [] if wanted(e.run)])

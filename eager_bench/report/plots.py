@@ -48,7 +48,8 @@ def _bars(board: Board, profile: str, title: str) -> plt.Figure:
             means = [c.interval.mean if c else np.nan for c in cells]
             errs = [c.interval.half_width if c and c.interval.half_width is not None else 0.0 for c in cells]
             ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=errs, capsize=2,
-                   label=row.variant if board.kind == "ablation" else row.label, color=colors(i % 10),
+                   label=(row.variant if board.kind == "ablation" else row.label)
+                   + (" ‡ stale" if board.stale_anywhere(profile, row) else ""), color=colors(i % 10),
                    error_kw={"elinewidth": 0.8})
         ax.set_title(f"{dataset} (profile {profile})", fontsize=11)
         ax.set_xticks(x, metrics, fontsize=9)
@@ -79,13 +80,17 @@ def paper_scatter(board: Board, out_dir: Path, stem: str = "ours_vs_paper") -> l
         if cell.reported is not None]
     if not points:
         return []
-    models = sorted({row.label for row, *_ in points})
+
+    def name(row, cell) -> str:  # a stale result's points get their own legend entry
+        return f"{row.label} ‡ stale" if cell.stale else row.label
+
+    models = sorted({name(row, cell) for row, _, _, cell in points})
     datasets = sorted({d for _, d, _, _ in points})
     markers = "osD^vP*X"
     colors = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     for row, dataset, metric, cell in points:
-        ax.scatter(cell.reported.value, cell.interval.mean, color=colors(models.index(row.label) % 10),
+        ax.scatter(cell.reported.value, cell.interval.mean, color=colors(models.index(name(row, cell)) % 10),
                    marker=markers[datasets.index(dataset) % len(markers)], s=36, alpha=0.85)
     top = max(max(c.reported.value, c.interval.mean) for *_, c in points) * 1.1
     ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=1, label="y = x")
