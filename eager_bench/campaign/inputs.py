@@ -5,8 +5,10 @@ Each builder calls the same functions the models call in fit (eager.model.stream
 embeddings.item_embeddings), so what it builds is exactly what the runs then load from EAGER_BENCH_HOME. Steps:
   text         semantic item embeddings (MiniLM text; attributes where a dataset has no text). The GPU machine has
                no MiniLM weights: these must be built here and packed.
-  din          EAGER's DIN behaviour embeddings, at the profile EAGER's config names (`pretrain_profile`).
-  eager-codes  EAGER's 2-level trees of both streams.
+  din          EAGER's DIN behaviour embeddings at the profile EAGER's config names (`pretrain_profile`), unless
+               that is `paper`: then the step is
+  din-paper    (28,000 steps: hours on a CPU, a minute or two on the GPU, so the pack leaves it to the GPU).
+  eager-codes  EAGER's 2-level trees of each stream whose embeddings are built (or loaded) in the same call.
   tiger-codes  TIGER's semantic IDs (RQ-VAE at `tokenizer_profile`; slow on a CPU at the paper profile).
 `recording()` notes every cache file that was loaded or written meanwhile: the pack takes exactly those.
 """
@@ -20,13 +22,15 @@ from typing import Any, Callable, Iterator
 
 from eager_bench.errors import BenchError
 
-STEPS = ("text", "din", "eager-codes", "tiger-codes")
-PACK_DEFAULT_STEPS = ("text", "din", "eager-codes")  # all but TIGER's RQ-VAE, which a paper-size CPU fit can't afford
+STEPS = ("text", "din", "din-paper", "eager-codes", "tiger-codes")
+PACK_DEFAULT_STEPS = ("text", "din", "eager-codes")  # not the paper-size DIN and RQ-VAE, which a CPU can't afford
 log = logging.getLogger("eager_bench.campaign")
 
 
-def _embedding_step(kind: str) -> str:
-    return "din" if kind == "din" else "text"  # text and its attribute fallback are one step
+def _embedding_step(kind: str, profile: str = "cpu") -> str:
+    if kind == "din":
+        return "din-paper" if profile == "paper" else "din"
+    return "text"  # text and its attribute fallback are one step
 
 
 def _eager(config: dict[str, Any], dataset, split, seed: int, device: str, steps: set[str]) -> list[str]:
@@ -38,14 +42,14 @@ def _eager(config: dict[str, Any], dataset, split, seed: int, device: str, steps
     model = EAGER(config, dataset, RunContext(run_dir=settings.runs_dir() / "campaign-inputs", seed=seed,
                                               device=device, show_progress=False))
     done = []
-    for stream in model.streams:
+    built = [s for s in model.streams if _embedding_step(EMBEDDING_KIND[s], config["pretrain_profile"]) in steps]
+    for stream in built:
         kind = EMBEDDING_KIND[stream]
-        if _embedding_step(kind) in steps:
-            item_embeddings(dataset, split, kind, seed=seed, profile=config["pretrain_profile"], device=device,
-                            show_progress=False)
-            done.append(f"{kind} embeddings ({config['pretrain_profile']})")
-    if "eager-codes" in steps:
-        for stream in model.streams:
+        item_embeddings(dataset, split, kind, seed=seed, profile=config["pretrain_profile"], device=device,
+                        show_progress=False)
+        done.append(f"{kind} embeddings ({config['pretrain_profile']})")
+    if "eager-codes" in steps:  # a tree needs its stream's embeddings: only where this call has them
+        for stream in built:
             stream_inputs(dataset, split, stream, model.branch, seed, config["pretrain_profile"], device,
                           config["tokenizer"])
             done.append(f"{stream} codes (k={model.branch}, {config['tokenizer']})")
@@ -57,10 +61,12 @@ def _tiger(config: dict[str, Any], dataset, split, seed: int, device: str, steps
     from eager_bench.embeddings import item_embeddings
 
     done = []
-    if _embedding_step(config["embedding_source"]) in steps:
-        item_embeddings(dataset, split, config["embedding_source"], seed=seed, profile=config["embedding_profile"],
-                        device=device, show_progress=False)
-        done.append(f"{config['embedding_source']} embeddings")
+    step = _embedding_step(config["embedding_source"], config["embedding_profile"])
+    if step not in steps:
+        return done
+    item_embeddings(dataset, split, config["embedding_source"], seed=seed, profile=config["embedding_profile"],
+                    device=device, show_progress=False)
+    done.append(f"{config['embedding_source']} embeddings")
     if "tiger-codes" in steps:
         build_semantic_ids(dataset, split, config, seed, device=device)
         done.append(f"semantic IDs ({config['tokenizer']}, {config['tokenizer_profile']})")

@@ -157,7 +157,7 @@ def pack(cells: list[Cell], out: Path, data_dir: Path | None, steps: set[str], w
             with recording() as needed:
                 built = build_inputs(mine, data_dir, "cpu", steps & {"text"})
             with recording() as rebuildable:
-                built += [line for line in build_inputs(mine, data_dir, "cpu", steps - {"text"}) if line not in built]
+                built += [line for line in build_inputs(mine, data_dir, "cpu", steps) if line not in built]
             for line in built:
                 echo(f"  input ready: {line}")
             needed_files = sorted(p for p in needed if p.is_file())

@@ -107,8 +107,9 @@ def pack_cmd(out: Path = typer.Option(DEFAULT_PACK, "--out", help="Pack folder, 
              variants: list[str] = Variants, seeds: int = Seeds, cell_minutes: Optional[float] = CellMinutes,
              sets: list[str] = Sets,
              build: str = typer.Option("text,din,eager-codes", "--build", help="Inputs to build here (CPU) before "
-                                       "packing: comma list of text, din, eager-codes, tiger-codes; all; none. "
-                                       "The GPU machine builds what is missing, except text (no MiniLM there)."),
+                                       "packing: comma list of text, din, din-paper, eager-codes, tiger-codes; all; "
+                                       "none. The GPU machine builds what is missing, except text (no MiniLM "
+                                       "there)."),
              wheels: Optional[Path] = typer.Option(None, "--wheels", help="Folder of wheels for the GPU machine "
                                                    "(default .whl/ where it exists): recbole and its small deps."),
              part_mib: float = typer.Option(56.0, "--part-mib", help="Largest part (MiB); also capped at 64 MiB "
