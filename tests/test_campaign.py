@@ -345,3 +345,17 @@ def test_returned_caches_are_split_under_the_per_file_limit(tmp_path: Path, monk
     assert set(read_archive(tmp_path / "out" / "caches-2.tar.gz")[1]) == {"home/cache/embeddings/c1.npy",
                                                                           "home/cache/embeddings/c2.npy"}
     assert note.startswith("2 new cache file(s) not returned") and "c3.npy" in note
+
+
+def test_every_campaign_command_has_help() -> None:
+    from typer.testing import CliRunner
+
+    from eager_bench.cli import app
+
+    runner = CliRunner()
+    for args in (["campaign"], ["campaign", "plan"], ["campaign", "pack"], ["campaign", "run"],
+                 ["campaign", "unpack"]):
+        out = runner.invoke(app, [*args, "--help"])
+        assert out.exit_code == 0 and "Usage" in out.output, (args, out.output)
+    bare = runner.invoke(app, ["campaign"])
+    assert bare.exit_code == 0 and "unpack" in bare.output
