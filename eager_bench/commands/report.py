@@ -1,4 +1,5 @@
-"""`eager-bench report`: leaderboard, ablation table and plots from the result files (no model is imported)."""
+"""`eager-bench report`: leaderboard, ablation table and plots from the result files (nothing is trained; model
+classes are loaded only to resolve today's config of each result, which marks results of older configs as stale)."""
 
 from __future__ import annotations
 
