@@ -281,7 +281,7 @@ INTER_GOOD = "u1\ti1\t1\nu1\ti2\t2\nu1\ti3\t3\n"
     ({"Bad.txt": S3REC_GOOD, "Bad.items.jsonl": '{"id": 10, "title": "a"}\n{"title": "no id"}\n'},
      "Bad/Bad.items.jsonl:2: malformed item record"),
     ({"Bad.txt": S3REC_GOOD, "Bad.items.jsonl": '{"id": 10, "title": "a"}\n'},
-     "Bad/Bad.items.jsonl: no record for 3 of the 4 items in Bad.txt, first id 11"),
+     "Bad/Bad.items.jsonl: no record for 3 of the 4 items in Bad.txt, first 11"),
     ({"Bad.inter": INTER_HEAD + INTER_GOOD + "u2\ti1\t4\textra\n"},
      "Bad/Bad.inter:5: 4 tab-separated field(s), the header has 3"),
     ({"Bad.inter": INTER_HEAD + INTER_GOOD + "u2\ti1\n"},

@@ -18,6 +18,7 @@ import numpy as np
 from eager_bench import settings
 from eager_bench.data.dataset import SequenceDataset
 from eager_bench.data.s3rec import sha256_file
+from eager_bench.errors import BenchError
 
 ID_MAP_VERSION = "ids-v1"
 
@@ -25,6 +26,17 @@ ID_MAP_VERSION = "ids-v1"
 def file_sums(folder: Path, paths: Sequence[Path]) -> dict[str, str]:
     """sha256 of every file read, keyed like the benchmark's ('<folder>/<file>'); recorded, never checked."""
     return {f"{folder.name}/{path.name}": sha256_file(path) for path in paths}
+
+
+def every_record(records: list[dict[str, Any] | None], raw_items: Sequence[Any], path: Path, source: Path,
+                 what: str) -> list[dict[str, Any]]:
+    """The item records of both readers, one per item of the interactions: a missing one is an error (text for some
+    items only would give the rest a placeholder text without anyone noticing)."""
+    absent = [raw_items[i] for i, r in enumerate(records) if r is None]
+    if absent:
+        raise BenchError(f"{path}: no {what} for {len(absent)} of the {len(raw_items)} items in {source.name}, "
+                         f"first {absent[0]!r}")
+    return records  # type: ignore[return-value]
 
 
 def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:

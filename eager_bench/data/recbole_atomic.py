@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from eager_bench.data.assemble import user_dataset
+from eager_bench.data.assemble import every_record, user_dataset
 from eager_bench.data.dataset import SequenceDataset
 from eager_bench.data.s3rec_folder import min_sequence
 from eager_bench.errors import BenchError
@@ -130,11 +130,7 @@ def read_items(path: Path, index: dict[str, int], raw_items: list[str], inter: P
         text = "; ".join(f"{name}: {fields[i].strip()}" for i, name in text_at if fields[i].strip())
         records[item - 1] = {"id": item, "raw_id": raw, "text": text,
                              **{name: fields[i] for i, (name, _) in enumerate(columns) if i != id_at}}
-    absent = [raw_items[i] for i, r in enumerate(records) if r is None]
-    if absent:
-        raise BenchError(f"{path}: no row for {len(absent)} of the {len(raw_items)} items in {inter.name}, "
-                         f"first {absent[0]!r}")
-    return records  # type: ignore[return-value]
+    return every_record(records, raw_items, path, inter, "row")
 
 
 def read_recbole_folder(name: str, folder: Path, stem: str) -> SequenceDataset:

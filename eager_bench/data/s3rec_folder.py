@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from eager_bench.data.assemble import user_dataset
+from eager_bench.data.assemble import every_record, user_dataset
 from eager_bench.data.dataset import SequenceDataset
 from eager_bench.errors import BenchError
 
@@ -114,11 +114,7 @@ def parse_records(path: Path, index: dict[int, int], raw_items: np.ndarray,
             if records[item - 1] is not None:
                 raise BenchError(f"{path}:{line_no}: a second record for item {raw}")
             records[item - 1] = {**record, "id": item, "raw_id": raw}
-    absent = [int(raw_items[i]) for i, r in enumerate(records) if r is None]
-    if absent:
-        raise BenchError(f"{path}: no record for {len(absent)} of the {len(raw_items)} items in {interactions.name}, "
-                         f"first id {absent[0]}")
-    return records  # type: ignore[return-value]
+    return every_record(records, [int(i) for i in raw_items], path, interactions, "record")
 
 
 def read_s3rec_folder(name: str, folder: Path, stem: str) -> SequenceDataset:
