@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eager_bench.compute import THREADS_ENV, alternate_kernel_env, cpu_flags, resolve_threads, usable_cores
+from eager_bench.compute import (KERNEL_ENV, THREADS_ENV, alternate_kernel_env, cpu_flags, resolve_threads,
+                                  usable_cores)
 from eager_bench.errors import BenchError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,8 +30,10 @@ def test_threads_come_from_the_machine_setting_then_the_config(monkeypatch):
 
 
 def _report(env: dict[str, str]) -> dict:
+    # start from an environment without kernel switches: the suite itself may run under the alternate ones
+    clean = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV or k == "OMP_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-m", "eager_bench.cli", "kernels"], capture_output=True, text=True,
-                         env={**os.environ, **env}, cwd=REPO, timeout=120)
+                         env={**clean, **env}, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
