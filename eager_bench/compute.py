@@ -26,8 +26,8 @@ from eager_bench.errors import BenchError
 
 THREADS_ENV = "EAGER_BENCH_THREADS"  # a machine setting: overrides every model's `threads` (not part of the config)
 # Read by the libraries at start-up, so they only take effect in a new process.
-KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES",
-              "OMP_NUM_THREADS", "MKL_NUM_THREADS", THREADS_ENV)
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
+              "NPY_DISABLE_CPU_FEATURES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", THREADS_ENV)
 BF16_MATRIX_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bf16 matrix instructions
 
 
@@ -132,8 +132,14 @@ def _numpy_dispatch_targets() -> list[str]:
 
 def alternate_kernel_env(threads: int | None = None) -> dict[str, str]:
     """Environment for a process that computes like a different machine: one instruction-set level below this
-    CPU's best for torch (ATen), MKL, oneDNN and numpy, and `threads` torch threads (default: 2 where the process
-    may use two cores, else 1). Decided from the CPU's flags, so it is the same whatever the caller's environment."""
+    CPU's best for torch (ATen), oneDNN and numpy, MKL's vendor-neutral code path, and `threads` torch threads
+    (default: 2 where the process may use two cores, else 1). Decided from the CPU's flags, so it is the same
+    whatever the caller's environment.
+
+    MKL picks its kernels by CPU vendor: on an AMD CPU MKL_ENABLE_INSTRUCTIONS changes nothing (measured: identical
+    sgemm bits for AVX512, AVX2 and SSE4_2), while an Intel CPU runs its AVX-512 kernels. MKL_CBWR=COMPATIBLE
+    (MKL's conditional bitwise reproducibility, SSE2 baseline path) gives a different summation order on either,
+    which is what a machine of the other vendor does to a matrix product."""
     flags = cpu_flags()
     if "avx512f" in flags:
         env = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -143,6 +149,7 @@ def alternate_kernel_env(threads: int | None = None) -> dict[str, str]:
         npy_off = ["X86_V3", "AVX2", "FMA3"]
     else:  # pragma: no cover - a pre-AVX2 or non-x86 CPU: only the thread count differs
         env, npy_off = {}, []
+    env["MKL_CBWR"] = "COMPATIBLE"
     targets = _numpy_dispatch_targets()
     off = [t for t in npy_off if t in targets]
     if off:

@@ -15,7 +15,9 @@ from eager_bench.errors import BenchError
 from eager_bench.evaluation import Evaluation, metrics_from_ranks
 from eager_bench.report.reference import load_reference
 from eager_bench.reproduce import check_frozen, freeze, load_config, reference_rows
-from eager_bench.reproduce.config import DEFAULT_CONFIG
+from eager_bench.reproduce.config import DEFAULT_CONFIG, GuardedCell
+from eager_bench.reproduce.frozen import AS_CONFIGURED, FrozenCell, KernelSetting, find_frozen, read_frozen
+from eager_bench.compute import alternate_kernel_env, cpu_flags
 from tests.synthetic_results import fake_run
 
 SYNTHETIC_CONFIG = """\
@@ -102,7 +104,7 @@ def _break_evaluator(monkeypatch):
 
 
 def test_frozen_check_passes_on_the_frozen_code_and_fails_when_split_or_evaluator_break(config, monkeypatch):
-    freeze(config, config.guarded, data_dir=None, repeats=2)
+    freeze(config, config.guarded, data_dir=None, repeats=2, setups=[AS_CONFIGURED])
     entries = json.loads(config.frozen_file.read_text())["cells"]
     assert [e["model"] for e in entries] == ["Markov", "Popularity"]
     assert all(v == 0.0 for e in entries for v in e["max_spread_between_repeats"].values())
@@ -125,7 +127,7 @@ def test_frozen_check_passes_on_the_frozen_code_and_fails_when_split_or_evaluato
 def test_reproduce_check_exits_nonzero_naming_the_cells(tmp_path, config, monkeypatch):
     from eager_bench.cli import app
 
-    freeze(config, config.guarded, data_dir=None, repeats=1)
+    freeze(config, config.guarded, data_dir=None, repeats=1, setups=[AS_CONFIGURED])
     ref = tmp_path / "ref.csv"
     ref.write_text("paper,model,dataset,metric,value,status,source\n")
     args = ["reproduce", "--check", "--config", str(config.path), "--reference", str(ref),
@@ -152,3 +154,65 @@ def test_committed_frozen_reference_reproduces():
         pytest.skip("Beauty data folder not available")
     config = load_config(DEFAULT_CONFIG)
     assert check_frozen(config, config.guarded, data_dir=None).failures == []
+
+
+def test_freeze_measures_the_spread_under_another_instruction_set_in_a_process_of_its_own(config):
+    alternate = KernelSetting("alternate", alternate_kernel_env(threads=2))
+    [frozen] = freeze(config, config.guarded[:1], data_dir=None, repeats=1, setups=[AS_CONFIGURED, alternate])
+    runs = frozen.entry["kernel_runs"]
+    assert [r["setting"] for r in runs] == ["as configured", "alternate"]
+    assert runs[1]["torch_threads"] == 2 and runs[1]["env"] == alternate.env
+    import torch
+
+    assert runs[0]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # this process, as it is
+    if "avx512f" in cpu_flags():
+        assert runs[1]["torch_cpu_capability"] == "AVX2"
+    # Popularity counts and sorts with the explicit tie rule: identical under every kernel
+    assert all(v == 0.0 for v in frozen.entry["max_spread_across_kernels"].values()) and not frozen.unstable
+    counts = frozen.entry["test_rank_counts"]
+    assert len(counts) == 21 and sum(counts) == frozen.entry["n_test_users"]
+
+
+def test_spread_margin_scales_the_measured_spread_and_a_deterministic_cell_that_moves_is_unstable():
+    cell = GuardedCell("EAGER", "Beauty", "smoke", 0, absolute=1e-6, relative=0.0, reason="r", spread_margin=2.0)
+    assert cell.allowed(0.01, spread=3e-4) == pytest.approx(1e-6 + 6e-4)
+    entry = {"metrics": {"Recall@5": 0.05}, "max_spread_across_kernels": {"Recall@5": 1e-4}}
+    strict = GuardedCell("Markov", "Beauty", "smoke", 0, absolute=0.0, relative=0.0, reason="deterministic")
+    assert FrozenCell(strict, entry, ["Recall@5"]).unstable == ["Recall@5"]
+    assert FrozenCell(cell, entry, ["Recall@5"]).unstable == []
+
+
+def _ranks_from_counts(counts: list[int]) -> np.ndarray:
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+GUARD_RESOLUTION = 0.20  # every guarded number must detect a 20% change of itself
+
+
+def test_the_committed_tolerances_keep_every_guard_meaningful():
+    """Cells that the kernels do not move (spread 0: Popularity, Markov, SASRec) must catch what a broken evaluator
+    does to their frozen numbers: shifting every hit one rank down (the _break_evaluator perturbation), computed from
+    the frozen rank histogram, takes a guarded metric outside its tolerance. A trained cell that the kernels do move
+    (EAGER) cannot be that tight; its tolerance must still stay below GUARD_RESOLUTION of its value, i.e. it catches
+    a 20% loss (random codes cost EAGER 9-35% Recall@10 in the tokenization study)."""
+    config = load_config(DEFAULT_CONFIG)
+    entries = read_frozen(config.frozen_file)
+    deterministic = 0
+    for cell in config.guarded:
+        entry = find_frozen(entries, cell)
+        spread = entry["max_spread_across_kernels"]
+        for m in config.metrics_of(cell):
+            assert cell.allowed(entry["metrics"][m], spread[m]) < GUARD_RESOLUTION * entry["metrics"][m], (cell.key, m)
+        if any(spread[m] > 0 for m in config.metrics_of(cell)):
+            continue
+        deterministic += 1
+        entry = find_frozen(entries, cell)
+        ranks = _ranks_from_counts(entry["test_rank_counts"])
+        now = metrics_from_ranks(ranks)
+        assert all(now[m] == pytest.approx(entry["metrics"][m], abs=1e-12) for m in config.metrics_of(cell))
+        broken = metrics_from_ranks(np.where(ranks > 0, ranks + 1, 0))
+        caught = [m for m in config.metrics_of(cell)
+                  if abs(broken[m] - entry["metrics"][m])
+                  > cell.allowed(entry["metrics"][m], entry["max_spread_across_kernels"][m])]
+        assert caught, f"{cell.key}: tolerance wider than an off-by-one evaluator's effect"
+    assert deterministic >= 3

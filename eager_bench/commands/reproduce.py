@@ -33,13 +33,31 @@ def _reference_table(rows, enforce: bool) -> Table:
 
 def _frozen_table(result) -> Table:
     table = Table(title="(2) from-scratch re-runs vs frozen numbers", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("cell", "metric", "frozen", "now", "difference", "allowed", "ok"):
-        table.add_column(column, justify="right" if column in ("frozen", "now", "difference", "allowed") else "left")
+    numeric = ("frozen", "now", "difference", "kernel spread", "allowed")
+    for column in ("cell", "metric", *numeric, "ok"):
+        table.add_column(column, justify="right" if column in numeric else "left")
     for row in result.rows:
         table.add_row(row.cell.key, row.metric, "" if row.frozen is None else f"{row.frozen:.6f}",
                       "" if row.now is None else f"{row.now:.6f}", "" if row.diff is None else f"{row.diff:+.2e}",
-                      "" if row.frozen is None else f"{row.cell.allowed(row.frozen):.1e}",
+                      f"{row.spread:.1e}", "" if row.allowed is None else f"{row.allowed:.1e}",
                       "yes" if row.ok else f"[red]no[/] {row.problem}")
+    return table
+
+
+def _freeze_table(frozen) -> Table:
+    """Per frozen cell and metric: the number, its spread between repeats and across kernel settings, and the
+    tolerance that follows (tolerances.yaml: absolute + relative * value + spread_margin * kernel spread)."""
+    table = Table(title="frozen: measured spreads and the tolerances they give", box=box.SIMPLE_HEAD, pad_edge=False)
+    numeric = ("frozen", "repeat spread", "kernel spread", "runs", "allowed")
+    for column in ("cell", "metric", *numeric, "ok"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for item in frozen:
+        entry = item.entry
+        for metric in item.metrics:
+            value, spread = entry["metrics"][metric], entry["max_spread_across_kernels"][metric]
+            table.add_row(item.cell.key, metric, f"{value:.6f}", f"{entry['max_spread_between_repeats'][metric]:.1e}",
+                          f"{spread:.1e}", str(len(entry["kernel_runs"])), f"{item.cell.allowed(value, spread):.1e}",
+                          "[red]unstable[/]" if metric in item.unstable else "yes")
     return table
 
 
@@ -55,8 +73,10 @@ def reproduce(check: bool = typer.Option(False, "--check", help="Exit 1 naming e
                                                                         "instead of the config's."),
               freeze_: bool = typer.Option(False, "--freeze", help="Retrain the guarded cells and (re)write the "
                                                                    "frozen numbers; the only way they are made."),
-              repeat: int = typer.Option(2, "--repeat", help="With --freeze: runs per cell; the largest spread "
-                                                             "between them is recorded to size the tolerance."),
+              repeat: int = typer.Option(2, "--repeat", help="With --freeze: runs per cell as configured, besides "
+                                                             "one run under each other kernel setting (native and "
+                                                             "one lower instruction set, 1 and 2 threads); the "
+                                                             "spreads are recorded to size the tolerance."),
               models: list[str] = typer.Option(None, "--model", "-m", help="Only the guarded cells of these "
                                                                            "model(s), repeatable."),
               skip_rerun: bool = typer.Option(False, "--skip-rerun", help="Reference check only (no training)."),
@@ -94,11 +114,22 @@ def reproduce(check: bool = typer.Option(False, "--check", help="Exit 1 naming e
                         TimeElapsedColumn(), console=console)
 
     if freeze_:
+        from eager_bench.reproduce.frozen import AS_CONFIGURED, kernel_settings, settings_for
+
+        setups = kernel_settings()
+        total = sum(repeat + len([s for s in settings_for(c, setups) if s != AS_CONFIGURED]) for c in cells)
         with progress:
-            task = progress.add_task("freezing", total=len(cells) * repeat)
-            path = freeze(config, cells, data_dir, repeat, device, reuse_home,
-                          on_done=lambda cell, i: progress.update(task, advance=1, description=cell.key))
-        console.print(f"froze {len(cells)} cell(s) into {path}")
+            task = progress.add_task("freezing", total=total)
+            frozen = freeze(config, cells, data_dir, repeat, device, reuse_home, setups,
+                            on_done=lambda cell, name: progress.update(task, advance=1,
+                                                                       description=f"{cell.key}: {name}"))
+        console.print(_freeze_table(frozen))
+        console.print(f"froze {len(cells)} cell(s) into {config.frozen_file}")
+        unstable = [f"{item.cell.key} {m}" for item in frozen for m in item.unstable]
+        if unstable:
+            console.print(f"[bold red]spread across kernel settings exceeds the declared tolerance:[/] "
+                          f"{'; '.join(unstable)}", soft_wrap=True)
+            raise typer.Exit(1)
         return
 
     failures: list[str] = []

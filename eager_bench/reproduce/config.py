@@ -37,6 +37,8 @@ class GuardedCell:
     reason: str
     variant: str = DEFAULT_VARIANT
     overrides: dict[str, Any] = field(default_factory=dict)
+    spread_margin: float = 0.0  # multiples of the spread `--freeze` measured across kernel settings
+    metrics: list[str] = field(default_factory=list)  # the metrics this cell guards; empty = frozen.metrics
 
     @property
     def key(self) -> str:
@@ -44,8 +46,9 @@ class GuardedCell:
         variant = "" if self.variant == DEFAULT_VARIANT else f"/{self.variant}"
         return f"{self.model}{variant} on {self.dataset} ({self.profile}, seed {self.seed}{extra})"
 
-    def allowed(self, frozen: float) -> float:
-        return self.absolute + self.relative * abs(frozen)
+    def allowed(self, frozen: float, spread: float = 0.0) -> float:
+        """|now - frozen| allowed: absolute + relative * |frozen| + spread_margin * the measured kernel spread."""
+        return self.absolute + self.relative * abs(frozen) + self.spread_margin * spread
 
 
 @dataclass
@@ -58,6 +61,9 @@ class ReproduceConfig:
     frozen_file: Path
     frozen_metrics: list[str]
     guarded: list[GuardedCell]
+
+    def metrics_of(self, cell: GuardedCell) -> list[str]:
+        return cell.metrics or self.frozen_metrics
 
     def reference_tolerance(self, model: str, dataset: str, profile: str, metric: str) -> RelTolerance:
         cell = {"model": model, "dataset": dataset, "profile": profile, "metric": metric}
@@ -80,6 +86,17 @@ def _number(entry: dict[str, Any], key: str, where: str, default: float | None =
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise BenchError(f"{where}: {key} must be a number >= 0, got {value!r}")
     return float(value)
+
+
+METRIC_NAMES = tuple(f"{m}@{k}" for m in ("Recall", "NDCG") for k in (5, 10, 20)) + ("MRR",)
+
+
+def _metrics(entry: dict[str, Any], where: str) -> list[str]:
+    metrics = entry.get("metrics") or []
+    bad = [m for m in metrics if m not in METRIC_NAMES]
+    if not isinstance(metrics, list) or bad:
+        raise BenchError(f"{where}: metrics must be a list among {', '.join(METRIC_NAMES)}; got {metrics!r}")
+    return [str(m) for m in metrics]
 
 
 def load_config(path: Path | None = None) -> ReproduceConfig:
@@ -118,7 +135,9 @@ def load_config(path: Path | None = None) -> ReproduceConfig:
                                    absolute=_number(entry, "absolute", where, 0.0),
                                    relative=_number(entry, "relative", where, 0.0), reason=_reason(entry, where),
                                    variant=str(entry.get("variant", DEFAULT_VARIANT)),
-                                   overrides=dict(entry.get("overrides") or {})))
+                                   overrides=dict(entry.get("overrides") or {}),
+                                   spread_margin=_number(entry, "spread_margin", where, 0.0),
+                                   metrics=_metrics(entry, where)))
     keys = [g.key for g in guarded]
     if len(set(keys)) != len(keys):
         raise BenchError(f"{path}: frozen.guarded lists a cell twice")
