@@ -19,7 +19,8 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 from baselines.tiger_decode import CodeTable, constrained_beam_search, level_logits, top_k_distinct
-from eager_bench.compute import PRECISIONS, apply_threads, autocast, resolve_precision
+from eager_bench.compute import (DROPOUT_RNGS, PRECISIONS, apply_threads, autocast, resolve_dropout_rng,
+                                  resolve_precision)
 from eager_bench.errors import BenchError
 from eager_bench.fast_dropout import use_bulk_dropout
 from eager_bench.evaluation import NO_ITEM, evaluate
@@ -73,8 +74,9 @@ class TIGER(Recommender):
             raise BenchError(f"TIGER: schedule must be one of {', '.join(SCHEDULES)}, got {config['schedule']!r}")
         if config["optimizer"] not in OPTIMIZERS:
             raise BenchError(f"TIGER: optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
-        if config["dropout_rng"] not in ("auto", "torch", "bulk"):
-            raise BenchError(f"TIGER: dropout_rng must be auto, torch or bulk, got {config['dropout_rng']!r}")
+        if config["dropout_rng"] not in DROPOUT_RNGS:
+            raise BenchError(f"TIGER: dropout_rng must be one of {', '.join(DROPOUT_RNGS)}, "
+                             f"got {config['dropout_rng']!r}")
         if config["precision"] not in PRECISIONS:
             raise BenchError(f"TIGER: precision must be one of {', '.join(PRECISIONS)}, got {config['precision']!r}")
         if not 0.0 <= config["dropout"] < 1.0:
@@ -207,8 +209,7 @@ class TIGER(Recommender):
         c = self.config
         apply_threads(c["threads"])  # EAGER_BENCH_THREADS, else `threads`; 0 = every usable core
         self.precision = resolve_precision(c["precision"], str(self.context.device))
-        self.dropout_rng = c["dropout_rng"] if c["dropout_rng"] != "auto" else (
-            "torch" if self.device.type == "cuda" else "bulk")
+        self.dropout_rng = resolve_dropout_rng(c["dropout_rng"], str(self.device))
         # One process, or one rank of a torchrun job (same global batches everywhere, each rank its slice, DDP
         # averages gradients, rank 0 alone writes checkpoints).
         self.ddp = ddp = current(self.context.device)

@@ -61,6 +61,19 @@ def resolve_precision(setting: str, device: str = "cpu") -> str:
     return "bf16" if bf16_matrix_units() else "fp32"
 
 
+DROPOUT_RNGS = ("auto", "torch", "bulk")
+
+
+def resolve_dropout_rng(setting: str, device: str = "cpu") -> str:
+    """`torch` or `bulk` dropout masks (eager_bench.fast_dropout) for a model's `dropout_rng`: auto = bulk on CPU,
+    where torch draws one Bernoulli per element, and torch on CUDA, where its dropout is already cheap."""
+    if setting not in DROPOUT_RNGS:
+        raise BenchError(f"dropout_rng must be one of {', '.join(DROPOUT_RNGS)}, got {setting!r}")
+    if setting != "auto":
+        return setting
+    return "torch" if str(device).startswith("cuda") else "bulk"
+
+
 def autocast(precision: str, device: str = "cpu") -> ContextManager[Any]:
     """The forward pass (and loss) of a training step in `precision`; backward and optimizer step stay outside."""
     if precision == "fp32":
@@ -109,25 +122,18 @@ def kernel_report() -> dict[str, Any]:
         info["torch_threads"] = torch.get_num_threads()
     except ImportError:  # pragma: no cover
         pass
-    info["numpy_simd"] = _numpy_active_targets()
+    info["numpy_simd"] = _numpy_dispatch_targets(active_only=True)
     info["env"] = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
     return info
 
 
-def _numpy_active_targets() -> list[str]:
+def _numpy_dispatch_targets(active_only: bool = False) -> list[str]:
+    """numpy's runtime SIMD dispatch targets (all it was built with, or those this process runs)."""
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
     except ImportError:  # pragma: no cover - numpy < 2
         return []
-    return [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
-
-
-def _numpy_dispatch_targets() -> list[str]:
-    try:
-        from numpy._core._multiarray_umath import __cpu_dispatch__
-    except ImportError:  # pragma: no cover
-        return []
-    return list(__cpu_dispatch__)
+    return [t for t in __cpu_dispatch__ if not active_only or __cpu_features__.get(t)]
 
 
 def alternate_kernel_env(threads: int | None = None) -> dict[str, str]:

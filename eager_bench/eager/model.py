@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eager_bench.compute import PRECISIONS, apply_threads, autocast, resolve_precision
+from eager_bench.compute import (DROPOUT_RNGS, PRECISIONS, apply_threads, autocast, resolve_dropout_rng,
+                                  resolve_precision)
 from eager_bench.distributed import all_reduce_sum, any_rank, barrier, current, loss_module, shard_rows
 from eager_bench.eager.beam import StreamIndex, code_log_likelihood, merge, stream_search
 from eager_bench.eager.losses import gct_loss, generation_loss, stt_loss
@@ -33,7 +34,7 @@ EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
            "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
            "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS,
-           "dropout_rng": ("auto", "torch", "bulk")}
+           "dropout_rng": DROPOUT_RNGS}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
@@ -174,8 +175,7 @@ class EAGER(Recommender):
                             cfg["d_model"], cfg["heads"], cfg["ffn"], cfg["encoder_layers"], cfg["decoder_layers"],
                             cfg["dropout"], cfg["max_history"], cfg["transfer"], cfg["transfer_ffn"]).to(self.device)
         # torch's CPU dropout draws one Bernoulli per element (~16% of the fp32 step); bulk draws 16-bit uniforms
-        self.dropout_rng = cfg["dropout_rng"] if cfg["dropout_rng"] != "auto" else (
-            "torch" if self.device.type == "cuda" else "bulk")
+        self.dropout_rng = resolve_dropout_rng(cfg["dropout_rng"], str(self.device))
         if self.dropout_rng == "bulk":
             use_bulk_dropout(self.net)
 

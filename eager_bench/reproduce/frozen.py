@@ -26,7 +26,7 @@ from eager_bench.evaluation import MAX_K
 from eager_bench.provenance import hardware, now_iso, package_versions
 from eager_bench.reproduce.config import GuardedCell, ReproduceConfig
 from eager_bench.results import atomic_write_bytes, read_ranks
-from eager_bench.runner import RunSpec, run
+from eager_bench.runner import RunSpec, prepare, run
 
 FROZEN_SCHEMA = 1
 
@@ -141,8 +141,6 @@ def find_frozen(entries: list[dict[str, Any]], cell: GuardedCell) -> dict[str, A
 def settings_for(cell: GuardedCell, setups: list[KernelSetting]) -> list[KernelSetting]:
     """Drop a setting that only pins the thread count the cell's config already has: it would repeat the run as
     configured (which is repeated anyway)."""
-    from eager_bench.runner import prepare
-
     spec = RunSpec(model=cell.model, dataset=cell.dataset, profile=cell.profile, seed=cell.seed,
                    variant=cell.variant, overrides=cell.overrides or None)
     configured = str(prepare(spec)[1].get("threads", ""))
