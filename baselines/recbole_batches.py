@@ -23,8 +23,10 @@ import torch
 class LengthBucketBatchSampler(torch.utils.data.Sampler):
     """Batches of indices into the training rows, grouped by sequence length (see the module docstring)."""
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50) -> None:
-        self.lengths = np.asarray(lengths)
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50, floor: int = 1) -> None:
+        # Sort key max(length, floor): with floor 2, BERT4Rec's length-1 instances (which never carry a target, see
+        # BERT4Rec.guard_loss) share batches with length-2 ones instead of filling target-less batches of their own.
+        self.lengths = np.maximum(np.asarray(lengths), int(floor))
         self.batch_size, self.seed, self.pool = int(batch_size), int(seed), int(pool)
         self.epoch = 0  # advanced by every pass, so epoch e's batches depend on (seed, e) only
 
@@ -65,10 +67,11 @@ def trimmed(inner: Callable[[Any], Any], length_field: str, width: int) -> Calla
     return collate
 
 
-def install(loader: Any, length_field: str, width: int, seed: int, pool: int = 50) -> LengthBucketBatchSampler:
+def install(loader: Any, length_field: str, width: int, seed: int, pool: int = 50,
+            floor: int = 1) -> LengthBucketBatchSampler:
     """Make a RecBole TrainDataLoader (a torch DataLoader over row indices) yield bucketed, trimmed batches."""
     lengths = loader._dataset.inter_feat[length_field].numpy()
-    sampler = LengthBucketBatchSampler(lengths, loader.step, seed, pool)
+    sampler = LengthBucketBatchSampler(lengths, loader.step, seed, pool, floor)
     # torch.utils.data.DataLoader refuses to have its batch_sampler replaced after __init__; RecBole builds the
     # loader for us, so go round that guard (the DataLoader reads batch_sampler when an epoch's iterator starts).
     object.__setattr__(loader, "batch_sampler", sampler)

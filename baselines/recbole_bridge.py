@@ -103,6 +103,7 @@ class RecBoleSequential(Recommender):
 
     recbole_model: ClassVar[str] = ""
     eval_batch_size: ClassVar[int] = 1024
+    bucket_length_floor: ClassVar[int] = 1  # sort key floor of the length buckets (see recbole_batches)
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -178,7 +179,9 @@ class RecBoleSequential(Recommender):
         self.max_len = int(config["MAX_ITEM_LIST_LENGTH"])
         if self.config["length_buckets"]:
             # batches of similar length, each cut to its longest sequence (exact: padding is masked; see module)
-            recbole_batches.install(train, dataset.item_list_length_field, self.max_len, int(self.context.seed))
+            recbole_batches.install(train, dataset.item_list_length_field, self.max_len, int(self.context.seed),
+                                    floor=self.bucket_length_floor)
+        self.guard_loss(model)
         iid = dataset.iid_field
         tokens = dataset.field2id_token[iid]  # internal id -> token ("[PAD]" at 0)
         self.internal_to_item = np.zeros(len(tokens), dtype=np.int64)
@@ -298,6 +301,13 @@ class RecBoleSequential(Recommender):
                                                   else "epoch cap")
                 except _StopTraining:
                     pass
+                except ValueError as err:  # RecBole's Trainer._check_nan
+                    if "nan" not in str(err).lower():
+                        raise
+                    done = len(progress["epochs"])
+                    raise BenchError(f"{self.recbole_model}: training loss became NaN in epoch {done} (precision "
+                                     f"{self.precision}, length_buckets {self.config['length_buckets']}); the "
+                                     f"checkpoint of epoch {done - 1} is kept in {last.parent}") from None
                 progress["finished"] = True
                 _write_json(progress_file, progress)
         finally:
@@ -350,6 +360,9 @@ class RecBoleSequential(Recommender):
             "interactions_written": self.n_inter,
             "notes": notes,
         }
+
+    def guard_loss(self, net: torch.nn.Module) -> None:
+        """Hook for a model whose RecBole loss is undefined on some batches (BERT4Rec); the default changes nothing."""
 
     def variant_notes(self) -> list[str]:
         return []

@@ -57,3 +57,32 @@ def test_a_trimmed_batch_gives_the_padded_batch_loss(cls, variant, tmp_path: Pat
         a = model.net.calculate_loss(trimmed)
         b = model.net.calculate_loss(padded)
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a, b)
+
+
+def test_length_floor_mixes_length_one_instances_with_longer_ones():
+    # 300 length-1 rows, 300 length-2 rows: without a floor the buckets hold batches of length-1 rows only
+    lengths = np.array([1] * 300 + [2] * 300)
+    plain = LengthBucketBatchSampler(lengths, batch_size=32, seed=3, pool=20)
+    floored = LengthBucketBatchSampler(lengths, batch_size=32, seed=3, pool=20, floor=2)
+    assert any((lengths[b] == 1).all() for b in plain.batches(0))
+    assert not any((lengths[b] == 1).all() for b in floored.batches(0))
+    flat = np.concatenate(floored.batches(0))
+    assert np.array_equal(np.sort(flat), np.arange(600))
+
+
+def test_bert4rec_batch_without_a_masked_target_adds_loss_zero_not_nan(tmp_path: Path):
+    dataset = load_dataset("synthetic", None)
+    split = leave_one_out(dataset, 50)
+    config = resolve_config(BERT4Rec.config_file, "smoke", "default", overrides={"length_buckets": True})
+    model = BERT4Rec(config, dataset, RunContext(run_dir=tmp_path, seed=0, show_progress=False))
+    model._build(split)
+    batch = next(iter(model.train_data))
+    with torch.no_grad():
+        assert torch.isfinite(model.net.calculate_loss(batch))
+        # RecBole reads MASK_INDEX 0 as padding: a batch whose only masked position is the first has no target
+        empty = batch.interaction.copy()
+        empty[model.net.MASK_INDEX] = torch.zeros_like(batch[model.net.MASK_INDEX])
+        loss = model.net.calculate_loss(Interaction(empty))
+    assert float(loss) == 0.0
+    assert model.targetless_batches == 1
+    assert any("no masked target" in n for n in model.variant_notes())
