@@ -155,3 +155,62 @@ def test_user_fraction_views_get_their_own_cache_files():
     cache.store(small, np.zeros((3, 2)), {"n_items": 3})
     cache.store(large, np.ones((5, 2)), {"n_items": 5})
     assert cache.load(small)[0].shape == (3, 2) and cache.load(large)[0].shape == (5, 2)
+
+
+def _chain_split(n_users: int = 80, n_items: int = 30):
+    """Every user walks i, i+1, i+2, ... (mod n_items): the next item of i is always i+1."""
+    rng = np.random.default_rng(1)
+    seqs = []
+    for _ in range(n_users):
+        start, length = int(rng.integers(0, n_items)), int(rng.integers(6, 12))
+        seqs.append((start + np.arange(length)) % n_items + 1)
+    return leave_one_out(SequenceDataset("chain", seqs, n_items))
+
+
+def test_neighbour_hit_rate_on_hand_made_tables():
+    from eager_bench.embeddings.quality import held_out_pairs, neighbour_hit_rate, popularity_hit_rate
+
+    split = _chain_split()
+    items, nxt = held_out_pairs(split)
+    assert np.array_equal(nxt, items % 30 + 1)  # validation target follows the last training item
+    # Items on a circle: each item's 2 nearest neighbours are i-1 and i+1, so k=2 always holds the next item.
+    angle = 2 * np.pi * np.arange(30) / 30
+    circle = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    assert neighbour_hit_rate(circle, split, k=2) == 1.0
+    # One-hot rows: every other item ties at cosine 0, broken by the smaller id, so the top 2 are items 1 and 2
+    # (or 2 and 3 for item 1): a hit only for pairs whose next item is among them.
+    onehot = np.eye(30)
+    expected = np.mean([n in ([2, 3] if i == 1 else [1, 2] if i != 2 else [1, 3]) for i, n in zip(items, nxt)])
+    assert neighbour_hit_rate(onehot, split, k=2) == pytest.approx(expected)
+    assert 0.0 <= popularity_hit_rate(split, k=2) <= 1.0
+
+
+def test_cooc_embedding_finds_the_chain_and_records_its_quality():
+    split = _chain_split()
+    emb, record = embedding_record(split_dataset := SequenceDataset("chain", [np.r_[s, t, u] for s, t, u in zip(
+        split.train, split.valid.targets, split.test.targets)], 30), split, "cooc", overrides={"dim": 4},
+        show_progress=False)
+    assert emb.shape == (30, 4) and np.isfinite(emb).all()
+    assert record["quality"]["neighbour_hit_rate"] > 0.9  # neighbours along the chain
+    again, _ = embedding_record(split_dataset, split, "cooc", overrides={"dim": 4}, show_progress=False)
+    np.testing.assert_array_equal(emb, again)
+    with pytest.raises(BenchError, match="dim 40 must be below"):
+        embedding_record(split_dataset, split, "cooc", overrides={"dim": 40}, show_progress=False)
+
+
+@pytest.mark.slow
+def test_din_exports_the_validation_best_table_and_reports_priors():
+    ds = make_synthetic(n_users=60, n_items=40)
+    split = leave_one_out(ds)
+    config = {**DIN_FAST, "steps": 6, "valid_every": 2, "patience": 0, "precision": "fp32"}
+    emb, record = embedding_record(ds, split, "din", profile="smoke", overrides=config, show_progress=False)
+    curve = record["valid_curve"]
+    assert [s for s, _ in curve] == [2, 4, 6]
+    best_step, best_loss = min(curve, key=lambda c: (c[1], c[0]))
+    assert record["valid_sampled_loss"] == best_loss and record["exported"].startswith(f"validation-best step {best_step}")
+    assert set(record["valid_priors"]) == {"popularity", "uniform"}
+    assert record["valid_priors"]["uniform"] == pytest.approx(np.log(40), abs=1e-3)  # logQ-corrected estimator
+    assert "quality" in record and record["precision"] == "fp32"
+    with pytest.raises(BenchError, match="precision must be one of"):
+        embedding_record(ds, split, "din", profile="smoke", overrides={**config, "precision": "fp16"},
+                         show_progress=False)

@@ -9,6 +9,11 @@ record beside it (what produced it: model, template or config, seed, split finge
 - "din":        EAGER's DIN item table (96-d, raw), trained on split.train only; key = (split.fingerprint, config,
                 seed); `profile` picks smoke | cpu | paper.
 - "sasrec":     item table of a small SASRec trained on split.train; key as for din.
+- "cooc":       truncated SVD of the items' co-occurrence PPMI in split.train (96-d, seconds): a cheap, declared
+                alternative behaviour embedding and a control for DIN; key as for din.
+Every record carries `quality` (eager_bench.embeddings.quality: do an item's nearest neighbours hold its next item
+on held-out validation pairs?), trained ones also their validation loss against behaviour-free priors where they
+have a loss; `quality_line(record)` says it in one line.
 A second call with the same inputs loads the cache. `embedding_record(...)` returns the matrix and its record.
 """
 
@@ -21,9 +26,11 @@ import numpy as np
 
 from eager_bench.data.dataset import SequenceDataset
 from eager_bench.embeddings import cache
+from eager_bench.embeddings.quality import embedding_quality, quality_line
 from eager_bench.errors import BenchError
 
-KINDS = ("text", "attributes", "din", "sasrec")
+KINDS = ("text", "attributes", "din", "sasrec", "cooc")
+TRAINED = ("din", "sasrec", "cooc")  # built from split.train, configured by <kind>.yaml beside its module
 
 
 def _resolve(dataset: SequenceDataset | str, split: Any) -> tuple[SequenceDataset, Any]:
@@ -48,7 +55,7 @@ def embedding_record(dataset: SequenceDataset | str, split: Any = None, kind: st
         stem = cache.entry(dataset.name, kind, cache.digest(TEXT_MODEL, TEMPLATE_VERSION, texts))
         hit = cache.load(stem)
         if hit is not None:
-            return hit
+            return _with_quality(stem, *hit, dataset, split)
         start = time.perf_counter()
         matrix = encode_texts(texts, device=device, show_progress=show_progress)
         record = {"kind": kind, "dataset": dataset.name, "model": TEXT_MODEL, "template": TEMPLATE_VERSION,
@@ -62,7 +69,7 @@ def embedding_record(dataset: SequenceDataset | str, split: Any = None, kind: st
         stem = cache.entry(dataset.name, kind, cache.digest("tfidf-svd-v1", dim, seed, dataset.n_items, attrs))
         hit = cache.load(stem)
         if hit is not None:
-            return hit
+            return _with_quality(stem, *hit, dataset, split)
         start = time.perf_counter()
         matrix = attribute_embeddings(dataset, dim=dim, seed=seed)
         record = {"kind": kind, "dataset": dataset.name, "method": "multi-hot -> TF-IDF -> truncated SVD",
@@ -74,26 +81,48 @@ def embedding_record(dataset: SequenceDataset | str, split: Any = None, kind: st
             split = leave_one_out(dataset)
         if kind == "din":
             from eager_bench.embeddings.din import train_din as train
+        elif kind == "cooc":
+            from eager_bench.embeddings.cooc import train_cooc as train
         else:
             from eager_bench.embeddings.sasrec import train_sasrec as train
-        from eager_bench.embeddings.behaviour import behaviour_config
+        from eager_bench.embeddings.behaviour import behaviour_cache_config, behaviour_config
 
         config = behaviour_config(kind, profile, overrides)
-        stem = cache.entry(dataset.name, kind, cache.digest(kind, split.fingerprint, config, seed))
+        stem = cache.entry(dataset.name, kind,
+                           cache.digest(kind, split.fingerprint, behaviour_cache_config(kind, config), seed))
         hit = cache.load(stem)
         if hit is not None:
-            return hit
+            return _with_quality(stem, *hit, dataset, split)
         start = time.perf_counter()
         matrix, report = train(split, config, seed=seed, device=device, show_progress=show_progress,
                                checkpoint=cache.file(stem, ".pt"))
         record = {"kind": kind, "dataset": dataset.name, "profile": profile, "config": config, "seed": seed,
                   "split_fingerprint": split.fingerprint, "trained_on": "split.train only",
-                  "checkpoint": str(cache.file(stem, ".pt")), "dim": int(matrix.shape[1]), "normalised": False,
+                  **({"checkpoint": str(cache.file(stem, ".pt"))} if cache.file(stem, ".pt").is_file() else {}),
+                  "dim": int(matrix.shape[1]), "normalised": False,
                   "seconds": round(time.perf_counter() - start, 2), **report}
     if matrix.shape[0] != dataset.n_items:
         raise BenchError(f"{kind} embeddings have {matrix.shape[0]} rows for {dataset.n_items} items")
     record["n_items"] = int(matrix.shape[0])
+    if split is None:
+        from eager_bench.split import leave_one_out
+
+        split = leave_one_out(dataset)
+    record["quality"] = embedding_quality(matrix, split)
     cache.store(stem, matrix, record)
+    return matrix.astype(np.float32), record
+
+
+def _with_quality(stem: Any, matrix: np.ndarray, record: dict[str, Any], dataset: SequenceDataset,
+                  split: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """A cache hit made before records carried `quality` gains it (measured once, written back)."""
+    if "quality" not in record:
+        if split is None:
+            from eager_bench.split import leave_one_out
+
+            split = leave_one_out(dataset)
+        record["quality"] = embedding_quality(matrix, split)
+        cache.store(stem, matrix, record)
     return matrix.astype(np.float32), record
 
 
@@ -110,4 +139,4 @@ def item_embeddings(dataset: SequenceDataset | str, split: Any = None, kind: str
     return embedding_record(dataset, split, kind, seed, profile, device, overrides, show_progress)[0]
 
 
-__all__ = ["KINDS", "embedding_record", "item_embeddings"]
+__all__ = ["KINDS", "TRAINED", "embedding_record", "item_embeddings", "quality_line"]

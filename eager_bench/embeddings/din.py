@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from eager_bench.compute import (DROPOUT_RNGS, PRECISIONS, apply_threads, autocast, resolve_dropout_rng,
+                                  resolve_precision)
+from eager_bench.fast_dropout import use_bulk_dropout
 from eager_bench.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class DIN(nn.Module):
             window[g, start:start + width] = 1.0
             start += width
         self.register_buffer("window", window)
+        # window of each history slot, oldest first
+        self.register_buffer("slot_group", window.argmax(dim=0), persistent=False)
         self.mlp = nn.Sequential(nn.Linear((groups + 1) * dim, 200), nn.BatchNorm1d(200), Dice(200),
                                  nn.Dropout(dropout), nn.Linear(200, 80), nn.BatchNorm1d(80), Dice(80),
                                  nn.Dropout(dropout), nn.Linear(80, 1))
@@ -80,16 +85,24 @@ class DIN(nn.Module):
         q = self.item(candidates)  # [B, C, d]
         d = h.shape[-1]
         w_q, w_u, w_d, w_p = self.att_in.weight.split(d, dim=1)
-        pre = (q @ (w_q + w_d).T).unsqueeze(2) + (h @ (w_u - w_d).T).unsqueeze(1) \
-            + (q.unsqueeze(2) * h.unsqueeze(1)) @ w_p.T + self.att_in.bias  # [B, C, S, 64]
-        valid = (history > 0).unsqueeze(1).expand(b, c, s)
-        # Only real history slots pass through the attention MLP (its Dice BatchNorm sees no padding).
-        hidden = self.att_out(self.att_mid(self.att_drop(self.att_dice(pre[valid])))).squeeze(-1)
-        weights = torch.zeros(b, c, s, dtype=hidden.dtype, device=hidden.device)
-        weights[valid] = hidden
-        pooled = torch.einsum("gs,bcs,bsd->bcgd", self.window, weights, h)  # window sums of weighted slots
-        features = torch.cat([pooled.reshape(b, c, -1), q], dim=-1).reshape(b * c, -1)
-        return self.mlp(features).view(b, c)
+        # Only real history slots pass through the attention unit (its Dice BatchNorm sees no padding), and only
+        # they are computed: about half of Beauty's 19 slots are padding.
+        rows, slots = (history > 0).nonzero(as_tuple=True)  # [V] real (example, slot) pairs
+        h_real = h[rows, slots]  # [V, d]
+        q_real = q[rows]  # [V, C, d]
+        pre = (q @ (w_q + w_d).T)[rows] + (h_real @ (w_u - w_d).T).unsqueeze(1) \
+            + (q_real * h_real.unsqueeze(1)) @ w_p.T + self.att_in.bias  # [V, C, 64]
+        hidden = self.att_out(self.att_mid(self.att_drop(self.att_dice(pre.reshape(-1, pre.shape[-1])))))
+        weights = torch.zeros(b, s, c, dtype=hidden.dtype, device=hidden.device)
+        weights[rows, slots] = hidden.view(-1, c)
+        # The MLP's first layer on [window sums of weighted slots (G x d), q] without building those G x d
+        # features: the windows partition the slots, so W_g (sum_{s in g} a_s h_s) = sum_s a_s (W_{g(s)} h_s), and
+        # W_{g(s)} h_s is computed once per slot, not once per (candidate, window).
+        first = self.mlp[0]
+        w_groups = first.weight[:, :-d].view(first.out_features, -1, d)  # [200, G, d]
+        per_slot = torch.einsum("bsd,osd->bso", h, w_groups[:, self.slot_group])  # [B, S, 200]
+        z = weights.transpose(1, 2).to(per_slot.dtype) @ per_slot + q @ first.weight[:, -d:].T + first.bias
+        return self.mlp[1:](z.reshape(b * c, -1)).view(b, c)
 
 
 def training_windows(train: list[np.ndarray], seq_len: int, min_seq_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +129,8 @@ def _left_pad(histories: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-def sampled_softmax_loss(model: DIN, history: torch.Tensor, labels: torch.Tensor, n_items: int, negatives: int,
-                         generator: torch.Generator) -> torch.Tensor:
+def sampled_softmax_loss(model: Any, history: torch.Tensor, labels: torch.Tensor, n_items: int, negatives: int,
+                         generator: torch.Generator, reduce: bool = True) -> torch.Tensor:
     b = len(labels)
     sampled = torch.randint(1, n_items + 1, (b, negatives), generator=generator).to(labels.device)
     candidates = torch.cat([labels[:, None], sampled], dim=1)
@@ -126,9 +139,10 @@ def sampled_softmax_loss(model: DIN, history: torch.Tensor, labels: torch.Tensor
     n_eff = effective[:, 1:].sum(1, keepdim=True).clamp_min(1).float()
     log_q = torch.zeros(candidates.shape, device=labels.device)
     log_q[:, 1:] = torch.log(n_eff / (n_items - 1))
-    logits = model(history, candidates) - log_q
+    logits = model(history, candidates).float() - log_q  # loss in fp32 under bf16 autocast
     logits = logits.masked_fill(~effective, -1e9)
-    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+    per_example = torch.logsumexp(logits, dim=1) - logits[:, 0]
+    return per_example.mean() if reduce else per_example
 
 
 def _lr(step: int, config: dict[str, Any]) -> float:
@@ -137,27 +151,61 @@ def _lr(step: int, config: dict[str, Any]) -> float:
     return max(lr, float(config["lr_min"]))
 
 
-def train_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cpu", show_progress: bool = True,
-              checkpoint: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Train on split.train; returns (item table [n_items, emb_dim], training report). Resumes from `checkpoint`."""
+def validate(config: dict[str, Any]) -> None:
     if sum(config["feature_groups"]) != config["seq_len"] - 1:
         raise BenchError(f"DIN: feature_groups sum to {sum(config['feature_groups'])}, need seq_len-1 = "
                          f"{config['seq_len'] - 1}")
+    if config["precision"] not in PRECISIONS:
+        raise BenchError(f"DIN: precision must be one of {', '.join(PRECISIONS)}, got {config['precision']!r}")
+    if config["dropout_rng"] not in DROPOUT_RNGS:
+        raise BenchError(f"DIN: dropout_rng must be one of {', '.join(DROPOUT_RNGS)}, got {config['dropout_rng']!r}")
+    for key in ("valid_every", "patience"):
+        if int(config[key]) < 0:
+            raise BenchError(f"DIN: {key} must be >= 0, got {config[key]}")
+
+
+def train_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cpu", show_progress: bool = True,
+              checkpoint: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train on split.train; returns (item table [n_items, emb_dim], training report). Resumes from `checkpoint`.
+    See fit_din."""
+    _, table, report = fit_din(split, config, seed, device, show_progress, checkpoint)
+    return table, report
+
+
+def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cpu", show_progress: bool = True,
+            checkpoint: Path | None = None, network: type[DIN] = DIN) -> tuple[DIN, np.ndarray, dict[str, Any]]:
+    """(trained model as it ended, exported item table [n_items, emb_dim], report).
+
+    With `valid_every` > 0 the sampled validation loss is measured every that many steps and the item table of the
+    best one is exported (selection on validation); `patience` > 0 stops after that many validations without a new
+    best. With `valid_every` 0 the last step's table is exported (the older behaviour)."""
+    validate(config)
+    threads = apply_threads(int(config["threads"]))
+    precision = resolve_precision(str(config["precision"]), device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     n_items = split.n_items
     histories, labels = training_windows(split.train, int(config["seq_len"]), int(config["min_seq_len"]))
-    model = DIN(n_items, int(config["emb_dim"]), list(config["feature_groups"]), float(config["dropout"])).to(device)
+    model = network(n_items, int(config["emb_dim"]), list(config["feature_groups"]), float(config["dropout"])).to(device)
+    dropout_rng = resolve_dropout_rng(str(config["dropout_rng"]), device)
+    if dropout_rng == "bulk":
+        use_bulk_dropout(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=_lr(0, config), amsgrad=True)
     steps, batch = int(config["steps"]), int(config["batch_size"])
+    valid_every, patience = int(config["valid_every"]), int(config["patience"])
     step, losses, start = 0, [], time.perf_counter()
+    valid_curve: list[tuple[int, float]] = []  # (step, sampled validation loss)
+    best: dict[str, Any] = {"step": 0, "loss": math.inf, "table": None}
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step, losses = int(state["step"]), list(state["losses"])
         gen.set_state(state["generator"])
+        valid_curve = [tuple(v) for v in state.get("valid_curve", [])]
+        best = state.get("best", best)
         log.info("DIN: resuming from %s at step %d", checkpoint, step)
+    stopped_by = "step budget"
     rng = np.random.default_rng([seed, step])
     order = rng.permutation(len(labels))
     cursor = 0
@@ -177,46 +225,90 @@ def train_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "
             cursor += batch
             for group in optimiser.param_groups:
                 group["lr"] = _lr(step, config)
-            loss = sampled_softmax_loss(model, torch.as_tensor(histories[idx], device=device),
-                                        torch.as_tensor(labels[idx], device=device), n_items,
-                                        int(config["negatives"]), gen)
+            with autocast(precision, device):
+                loss = sampled_softmax_loss(model, torch.as_tensor(histories[idx], device=device),
+                                            torch.as_tensor(labels[idx], device=device), n_items,
+                                            int(config["negatives"]), gen)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             step += 1
             losses.append(float(loss.detach()))
+            stop = False
+            if valid_every and (step % valid_every == 0 or step == steps):
+                value = _valid_loss(model, split, config, n_items, seed, device)
+                valid_curve.append((step, value))
+                if value < best["loss"]:
+                    best = {"step": step, "loss": value, "table": model.item.weight.detach()[1:].cpu().clone()}
+                elif patience and step - best["step"] >= patience * valid_every:
+                    stopped_by, stop = f"validation loss flat for {patience} validations", True
+                log.info("DIN step %d: valid sampled loss %.4f (best %.4f at %d)", step, value, best["loss"],
+                         best["step"])
             if progress is not None:
                 progress.update(task, completed=step, description=f"DIN loss {np.mean(losses[-50:]):.3f}")
-            if checkpoint is not None and (step % int(config["checkpoint_every"]) == 0 or step == steps):
+            if checkpoint is not None and (step % int(config["checkpoint_every"]) == 0 or step == steps or stop):
                 tmp = checkpoint.with_suffix(".tmp")
                 torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                            "losses": losses, "generator": gen.get_state(), "config": config}, tmp)
+                            "losses": losses, "generator": gen.get_state(), "config": config,
+                            "valid_curve": valid_curve, "best": best}, tmp)
                 tmp.replace(checkpoint)
+            if stop:
+                break
     finally:
         if progress is not None:
             progress.stop()
     seconds = time.perf_counter() - start
-    valid_loss = _valid_loss(model, split, config, n_items, seed, device)
-    table = model.item.weight.detach()[1:].cpu().numpy().astype(np.float32)
+    if best["table"] is not None:
+        table = best["table"].numpy().astype(np.float32)
+        valid_loss, chosen = best["loss"], f"validation-best step {best['step']} of {step}"
+    else:
+        table = model.item.weight.detach()[1:].cpu().numpy().astype(np.float32)
+        valid_loss, chosen = _valid_loss(model, split, config, n_items, seed, device), f"last step {step}"
     chunk = max(1, len(losses) // 20)
     curve = [round(float(np.mean(losses[i:i + chunk])), 4) for i in range(0, len(losses), chunk)]
-    return table, {"steps": steps, "train_loss_curve": curve, "final_train_loss": round(float(np.mean(losses[-100:])), 4),
-                   "valid_sampled_loss": valid_loss, "train_windows": int(len(labels)),
-                   "seconds_per_step": round(seconds / max(1, len(losses)), 4),
-                   "notes": ["fixed step count, final checkpoint (the code chose DIN checkpoints on test)",
+    return model, table, {"steps": step, "step_budget": steps, "stopped_by": stopped_by, "exported": chosen,
+                   "train_loss_curve": curve, "final_train_loss": round(float(np.mean(losses[-100:])), 4),
+                   "valid_sampled_loss": valid_loss, "valid_priors": valid_priors(split, config, seed, device),
+                   "valid_curve": [[int(a), float(b)] for a, b in valid_curve],
+                   "train_windows": int(len(labels)), "epochs": round(step * batch / len(labels), 2),
+                   "seconds_per_step": round(seconds / max(1, len(losses)), 4), "precision": precision,
+                   "threads": threads, "dropout_rng": dropout_rng,
+                   "notes": [f"exported the item table of the {chosen} (selected on validation sampled loss; the "
+                             "code chose DIN checkpoints on test)" if valid_every else
+                             "fixed step count, final checkpoint (the code chose DIN checkpoints on test)",
                              "chronological sequences (the code used file order)"]}
 
 
 @torch.no_grad()
-def _valid_loss(model: DIN, split: Any, config: dict[str, Any], n_items: int, seed: int, device: str) -> float:
-    """Sampled-softmax loss on the validation targets of the first `valid_users` users (a sanity signal only)."""
-    model.eval()
+def valid_losses(model: Any, split: Any, config: dict[str, Any], n_items: int, seed: int, device: str) -> np.ndarray:
+    """Per-user sampled-softmax loss on the validation targets of the first `valid_users` users; the negatives come
+    from a fixed generator, so every call (every checkpoint, every prior) sees the same ones. `model` is a DIN or any
+    function (history, candidates) -> scores."""
+    is_module = isinstance(model, nn.Module)
+    if is_module:
+        model.eval()
     users = min(int(config["valid_users"]), len(split.valid))
     history = torch.as_tensor(_left_pad(split.valid.histories[:users], int(config["seq_len"]) - 1), device=device)
     labels = torch.as_tensor(split.valid.targets[:users], device=device)
     gen = torch.Generator().manual_seed(seed + 1)
-    losses = [float(sampled_softmax_loss(model, history[i:i + 256], labels[i:i + 256], n_items,
-                                         int(config["negatives"]), gen)) * len(labels[i:i + 256])
-              for i in range(0, users, 256)]
-    model.train()
-    return round(sum(losses) / max(1, users), 4)
+    losses = [sampled_softmax_loss(model, history[i:i + 256], labels[i:i + 256], n_items, int(config["negatives"]),
+                                   gen, reduce=False).cpu().numpy() for i in range(0, users, 256)]
+    if is_module:
+        model.train()
+    return np.concatenate(losses).astype(np.float64) if losses else np.zeros(0)
+
+
+def _valid_loss(model: Any, split: Any, config: dict[str, Any], n_items: int, seed: int, device: str) -> float:
+    return round(float(valid_losses(model, split, config, n_items, seed, device).mean()), 4)
+
+
+def valid_priors(split: Any, config: dict[str, Any], seed: int, device: str = "cpu") -> dict[str, float]:
+    """The validation loss of two behaviour-free scorers on the same targets and negatives: the training
+    popularity prior (score = log count) and a uniform guess (log N with this estimator)."""
+    counts = np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in split.train]),
+                         minlength=split.n_items + 1).astype(np.float64)
+    log_pop = torch.as_tensor(np.log(np.maximum(counts, 0.5)), dtype=torch.float32, device=device)
+    n = split.n_items
+    return {"popularity": _valid_loss(lambda h, c: log_pop[c], split, config, n, seed, device),
+            "uniform": _valid_loss(lambda h, c: torch.zeros(c.shape, device=c.device), split, config, n, seed,
+                                   device)}
