@@ -10,39 +10,7 @@ import typer
 
 from eager_bench.config import PROFILES, parse_override
 from eager_bench.errors import BenchError
-
-
-def build_report(dataset: str, tokenizer: str, embedding: str, profile: str = "cpu", seed: int = 0,
-                 device: str = "cpu", params: dict[str, Any] | None = None, data_dir: Path | None = None,
-                 show_progress: bool = True) -> dict[str, Any]:
-    """Embeddings -> tokenizer (both cached) -> code-quality metrics, as one JSON-able dict."""
-    from eager_bench.data import load_dataset
-    from eager_bench.embeddings import embedding_record
-    from eager_bench.provenance import measurement_context
-    from eager_bench.tokenizers import build_tokenizer, tokenizer_class
-    from eager_bench.tokenizers.quality import code_quality
-
-    tokenizer_class(tokenizer)
-    ds = load_dataset(dataset, data_dir)
-    split = None
-    if embedding in ("din", "sasrec"):
-        from eager_bench.split import leave_one_out
-
-        split = leave_one_out(ds)
-    matrix, record = embedding_record(ds, split, embedding, seed=seed, profile=profile, device=device,
-                                      show_progress=show_progress)
-    params = dict(params or {})
-    if tokenizer == "rqvae":
-        params.setdefault("profile", profile)
-        params.setdefault("device", device)
-    tok = build_tokenizer(tokenizer, matrix, seed=seed, **params)
-    report = {"dataset": dataset, "embedding": embedding, "embedding_dim": int(matrix.shape[1]),
-              "embedding_record": {k: record.get(k) for k in ("model", "method", "profile", "config", "seconds",
-                                                              "valid_sampled_loss", "split_fingerprint")
-                                   if k in record},
-              "seed": seed, "profile": profile, **code_quality(tok, matrix),
-              "provenance": measurement_context(device)}
-    return report
+from eager_bench.tokenizers.report import code_quality_report
 
 
 def _update_output(path: Path, report: dict[str, Any]) -> None:
@@ -76,7 +44,7 @@ def tokenize(dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset n
              tokenizer: list[str] = typer.Option(..., "--tokenizer", "-t", help="hkmeans | hkmeans-clean | rqvae | "
                                                  "rkmeans | random (repeatable)."),
              embedding: list[str] = typer.Option(["text"], "--embedding", "-e", help="text | attributes | din | "
-                                                 "sasrec (repeatable)."),
+                                                 "sasrec | cooc (repeatable)."),
              profile: str = typer.Option("cpu", "--profile", "-p", help="smoke | cpu | paper: DIN/SASRec training "
                                          "and RQ-VAE epochs."),
              overrides: list[str] = typer.Option(None, "--set", help="Tokenizer parameter key=value, e.g. k=144 or "
@@ -117,7 +85,7 @@ def tokenize(dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset n
         for tok_name, emb_name in jobs:
             progress.update(task, description=f"{dataset}: {tok_name} on {emb_name}")
             own = {k: v for k, v in params.items() if k in accepted[tok_name]}  # each takes its own keys
-            reports.append(build_report(dataset, tok_name, emb_name, profile, seed, device, own, data_dir,
+            reports.append(code_quality_report(dataset, tok_name, emb_name, profile, seed, device, own, data_dir,
                                         show_progress=False))
             if output is not None:  # after every build, so a long run leaves its finished part behind
                 _update_output(output, reports[-1])
@@ -132,7 +100,11 @@ def tokenize(dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset n
                    "largest_collision_group", "duplicate_leaf_share", "entropy", "code_entropy", "coherence",
                    "coherence_baseline", "build_s", "cached"):
         table.add_row(metric, *[_fmt(r[metric]) for r in reports])
+    for name, key in (("next-item neighbour hit@10", "neighbour_hit_rate"), ("  top-10 popular", "popularity_hit_rate")):
+        table.add_row(name, *[_fmt(r["embedding_quality"].get(key)) for r in reports])
     Console().print(table)
+    for line in dict.fromkeys(r["embedding_quality_line"] for r in reports if r["embedding_quality_line"]):
+        console.print(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,5 @@
 """Tokenization study: code quality of every tokenizer point (eager_bench.tokenizers.quality, through the same
-`build_report` as `eager-bench tokenize`) and, where EAGER can take the codes, EAGER's downstream Recall/NDCG.
+`code_quality_report` as `eager-bench tokenize`) and, where EAGER can take the codes, EAGER's downstream Recall/NDCG.
 
 EAGER builds its own 2-level codes over both streams, branch from its `branch` key, from its `tokenizer` key
 (hkmeans, or random leaves as a control). So downstream runs exist for (hkmeans, levels=2, branch=k with k^2 >= N)
@@ -92,7 +92,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
     """`budget_minutes` > 0: start no new code-quality point after that long (the rest stay listed as pending)."""
     import time
 
-    from eager_bench.commands.tokenize import build_report
+    from eager_bench.tokenizers.report import code_quality_report
     from eager_bench.data import load_dataset
 
     if profile not in PLANS:
@@ -115,7 +115,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
         if budget_minutes and time.monotonic() - start > 60 * budget_minutes:
             break
         note(f"{name}: {tok} {params} on {emb}")
-        report = build_report(name, tok, emb, plan.model_profile, seed, device, params, data_dir,
+        report = code_quality_report(name, tok, emb, plan.model_profile, seed, device, params, data_dir,
                               show_progress=False)
         rows.append(summarise(report))
         result["pending"].pop(0)
