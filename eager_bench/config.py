@@ -79,6 +79,7 @@ def model_spec(config_file: Path | None) -> dict[str, Any]:
     spec.setdefault("variants", {})
     spec["variants"].setdefault(DEFAULT_VARIANT, {})
     spec.setdefault("hash_neutral", {})
+    spec.setdefault("architectures", {})
     unknown = sorted(set(spec["hash_neutral"]) - set(spec["defaults"]))
     if unknown:
         raise BenchError(f"{config_file}: hash_neutral names keys missing from defaults: {', '.join(unknown)}")
@@ -97,6 +98,9 @@ def variant_names(config_file: Path | None) -> list[str]:
     return list(model_spec(config_file)["variants"])
 
 
+ARCH_KEY = "arch"  # a model YAML's `architectures:` blocks are chosen by this key
+
+
 def resolve_config(config_file: Path | None, profile: str, variant: str = DEFAULT_VARIANT,
                    user_file: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     spec = model_spec(config_file)
@@ -105,13 +109,23 @@ def resolve_config(config_file: Path | None, profile: str, variant: str = DEFAUL
         raise BenchError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     if variant not in spec["variants"]:
         raise BenchError(f"unknown variant {variant!r} in {where}; known: {', '.join(spec['variants'])}")
-    config = dict(spec["defaults"])
-    config = _merge(config, spec["profiles"].get(profile) or {}, f"{where} (profile {profile})")
-    config = _merge(config, spec["variants"][variant] or {}, f"{where} (variant {variant})")
+    layers = [(spec["profiles"].get(profile) or {}, f"{where} (profile {profile})"),
+              (spec["variants"][variant] or {}, f"{where} (variant {variant})")]
     if user_file is not None:
-        config = _merge(config, read_yaml(user_file), str(user_file))
+        layers.append((read_yaml(user_file), str(user_file)))
     if overrides:
-        config = _merge(config, overrides, "--set")
+        layers.append((overrides, "--set"))
+    config = dict(spec["defaults"])
+    architectures = spec.get("architectures") or {}
+    if architectures:
+        # `arch` names a block of settings between the defaults and the profile, so an architecture is orthogonal
+        # to the budget profiles (a smoke profile still shrinks it); the last layer that names `arch` decides.
+        arch = next((layer[ARCH_KEY] for layer, _ in reversed(layers) if ARCH_KEY in layer), config.get(ARCH_KEY))
+        if arch not in architectures:
+            raise BenchError(f"unknown {ARCH_KEY} {arch!r} in {where}; known: {', '.join(architectures)}")
+        config = _merge(config, architectures[arch] or {}, f"{where} ({ARCH_KEY} {arch})")
+    for layer, name in layers:
+        config = _merge(config, layer, name)
     return config
 
 

@@ -12,6 +12,7 @@ from eager_bench.eager import model as eager_model
 from eager_bench.eager.beam import StreamIndex, first_distinct, stream_search
 from eager_bench.eager.losses import gct_loss
 from eager_bench.eager.model import EAGER, TrainingHalted
+from eager_bench.errors import BenchError
 from eager_bench.eager.network import CodeDecoder
 from eager_bench.evaluation import NO_ITEM
 from eager_bench.models.base import RunContext
@@ -21,7 +22,7 @@ torch.set_num_threads(1)  # the CI machine has 2 shared cores; more threads over
 BRANCH = 12  # 144 leaves for 120 items: 24 duplicate leaves exercise deduplication
 
 
-def standin_inputs(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans"):
+def standin_inputs(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None):
     """Random embeddings with topic structure + a local filled code table (duplicate leaves included)."""
     rng = np.random.default_rng([seed, len(stream)])
     n = dataset.n_items
@@ -221,7 +222,7 @@ def test_cosine_schedule_warms_up_then_anneals_to_zero_at_the_last_update():
 def test_random_tokenizer_reaches_the_stream_inputs(data, tmp_path, monkeypatch):
     seen = []
 
-    def spy(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans"):
+    def spy(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None):
         seen.append(tokenizer)
         return standin_inputs(dataset, split, stream, branch, seed, profile, device)
 
@@ -229,3 +230,20 @@ def test_random_tokenizer_reaches_the_stream_inputs(data, tmp_path, monkeypatch)
     _, report, metrics = fit_eval(data, tmp_path, tokenizer="random")
     assert seen == ["random", "random"] and metrics["Recall@20"] >= 0
     assert any("RANDOM 2-level codes" in note for note in report["notes"])
+
+
+def test_architectures_are_orthogonal_to_the_budget_profiles():
+    from eager_bench.config import hashed_config
+
+    code = resolve_config(EAGER.config_file, "cpu")
+    paper = resolve_config(EAGER.config_file, "cpu", overrides={"arch": "paper_text"})
+    assert (code["arch"], code["d_model"], code["decoder_layers"], code["gct_weight_semantic"]) == ("code", 96, 2, 10.0)
+    assert (paper["d_model"], paper["encoder_layers"], paper["decoder_layers"], paper["branch"]) == (128, 1, 4, 256)
+    assert (paper["gct_loss"], paper["gct_weight_behavior"], paper["gct_weight_semantic"]) == ("smooth_l1", 1.0, 1.0)
+    assert paper["steps"] == code["steps"] and paper["beam_width"] == code["beam_width"]  # budget: the profile's
+    smoke = resolve_config(EAGER.config_file, "smoke", overrides={"arch": "paper_text"})
+    assert smoke["d_model"] == 32 and smoke["decoder_layers"] == 4  # smoke still shrinks what it names
+    assert "arch" not in hashed_config(EAGER.config_file, code)  # the code arch keeps earlier run ids
+    assert hashed_config(EAGER.config_file, paper)["arch"] == "paper_text"
+    with pytest.raises(BenchError, match="unknown arch 'paper'"):
+        resolve_config(EAGER.config_file, "cpu", overrides={"arch": "paper"})

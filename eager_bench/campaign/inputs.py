@@ -28,13 +28,15 @@ log = logging.getLogger("eager_bench.campaign")
 
 
 def _embedding_step(kind: str, profile: str = "cpu") -> str:
+    if kind == "cooc":  # the behavior stream's cheap alternative: built where DIN would be
+        return "din"
     if kind == "din":
         return "din-paper" if profile == "paper" else "din"
     return "text"  # text and its attribute fallback are one step
 
 
 def _eager(config: dict[str, Any], dataset, split, seed: int, device: str, steps: set[str]) -> list[str]:
-    from eager_bench.eager.model import EAGER, EMBEDDING_KIND, stream_inputs
+    from eager_bench.eager.model import EAGER, embedding_kind, stream_inputs
     from eager_bench.embeddings import item_embeddings
     from eager_bench.models.base import RunContext
     from eager_bench import settings
@@ -42,16 +44,17 @@ def _eager(config: dict[str, Any], dataset, split, seed: int, device: str, steps
     model = EAGER(config, dataset, RunContext(run_dir=settings.runs_dir() / "campaign-inputs", seed=seed,
                                               device=device, show_progress=False))
     done = []
-    built = [s for s in model.streams if _embedding_step(EMBEDDING_KIND[s], config["pretrain_profile"]) in steps]
+    built = [s for s in model.streams
+             if _embedding_step(embedding_kind(config, s), config["pretrain_profile"]) in steps]
     for stream in built:
-        kind = EMBEDDING_KIND[stream]
+        kind = embedding_kind(config, stream)
         item_embeddings(dataset, split, kind, seed=seed, profile=config["pretrain_profile"], device=device,
                         show_progress=False)
         done.append(f"{kind} embeddings ({config['pretrain_profile']})")
     if "eager-codes" in steps:  # a tree needs its stream's embeddings: only where this call has them
         for stream in built:
             stream_inputs(dataset, split, stream, model.branch, seed, config["pretrain_profile"], device,
-                          config["tokenizer"])
+                          config["tokenizer"], embedding_kind(config, stream))
             done.append(f"{stream} codes (k={model.branch}, {config['tokenizer']})")
     return done
 

@@ -31,7 +31,7 @@ from eager_bench.results import write_json
 from eager_bench.split import leave_one_out
 
 
-def random_inputs(dataset, split, stream, branch, seed, profile, device):
+def random_inputs(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None):
     rng = np.random.default_rng([seed, len(stream)])
     n = dataset.n_items
     leaves = rng.permutation(branch * branch)

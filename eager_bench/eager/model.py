@@ -8,6 +8,7 @@ result names the setting behind each number.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -30,11 +31,20 @@ from eager_bench.models.base import Recommender
 from eager_bench.models.training_state import load_training_state, save_training_state
 from eager_bench.split import Split
 
-EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}
+log = logging.getLogger(__name__)
+
+EMBEDDING_KIND = {"behavior": "din", "semantic": "text"}  # the streams' embeddings unless configured otherwise
+BEHAVIOR_EMBEDDINGS = ("din", "cooc")  # `behavior_embedding`: EAGER's DIN, or the co-occurrence SVD control
+
+
+def embedding_kind(config: dict[str, Any], stream: str) -> str:
+    """The item-embedding kind (eager_bench.embeddings) a stream's tree is built from."""
+    return str(config.get("behavior_embedding", "din")) if stream == "behavior" else EMBEDDING_KIND[stream]
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
            "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
            "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS,
-           "dropout_rng": DROPOUT_RNGS}
+           "dropout_rng": DROPOUT_RNGS, "behavior_embedding": BEHAVIOR_EMBEDDINGS,
+           "arch": ("code", "paper_text")}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
@@ -44,18 +54,24 @@ class TrainingHalted(BenchError):
 
 
 def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, profile: str,
-                  device: str, tokenizer: str) -> dict[str, np.ndarray]:
-    """The stream's pretrained item embeddings and its 2-level codes (tests replace this with small stand-ins).
-    `random` keeps the tree's shape but deals items to leaves at random: the control for "do the codes matter"."""
-    from eager_bench.embeddings import item_embeddings
+                  device: str, tokenizer: str, kind: str | None = None) -> dict[str, Any]:
+    """The stream's pretrained item embeddings (`kind`, default EMBEDDING_KIND[stream]) and its 2-level codes,
+    plus the embedding's quality line (tests replace this with small stand-ins). `random` keeps the tree's shape
+    but deals items to leaves at random: the control for "do the codes matter"."""
+    from eager_bench.data.text_source import semantic_kind
+    from eager_bench.embeddings import embedding_record, quality_line
     from eager_bench.tokenizers import build_tokenizer
 
-    emb = np.asarray(item_embeddings(dataset, split, EMBEDDING_KIND[stream], seed=seed, profile=profile,
-                                     device=device, show_progress=False), dtype=np.float32)
+    kind = kind or EMBEDDING_KIND[stream]
+    if kind == "text":
+        kind = semantic_kind(dataset)  # attribute embeddings where the dataset has no item text
+    emb, record = embedding_record(dataset, split, kind, seed=seed, profile=profile, device=device,
+                                   show_progress=False)
+    emb = np.asarray(emb, dtype=np.float32)
     tok = build_tokenizer(tokenizer, emb, seed=seed, k=branch, levels=2)
     valid_codes, valid_items = tok.valid_codes()
     return {"embeddings": emb, "codes": np.asarray(tok.codes), "valid_codes": np.asarray(valid_codes),
-            "valid_items": np.asarray(valid_items)}
+            "valid_items": np.asarray(valid_items), "quality": quality_line(record)}
 
 
 def linear_warmup(step: int, warmup: int, init_lr: float, lr: float) -> float:
@@ -164,8 +180,12 @@ class EAGER(Recommender):
     def _prepare(self, split: Split) -> None:
         cfg = self.config
         self.inputs = {s: stream_inputs(self.dataset, split, s, self.branch, self.context.seed,
-                                        cfg["pretrain_profile"], self.context.device, cfg["tokenizer"])
+                                        cfg["pretrain_profile"], self.context.device, cfg["tokenizer"],
+                                        embedding_kind(cfg, s))
                        for s in self.streams}
+        for s, v in self.inputs.items():
+            if v.get("quality"):
+                log.info("EAGER %s stream: %s", s, v["quality"])
         self.index = {s: StreamIndex.build(self.branch, v["codes"], v["valid_codes"], v["valid_items"],
                                            self.device) for s, v in self.inputs.items()}
         self.targets = {s: torch.as_tensor(v["embeddings"], device=self.device) for s, v in self.inputs.items()}
@@ -340,8 +360,13 @@ class EAGER(Recommender):
             (f"branch k={self.branch} (2-level balanced hierarchical k-means codes, duplicate leaves deduplicated)"
              if cfg["tokenizer"] == "hkmeans" else
              f"branch k={self.branch}: RANDOM 2-level codes (tokenizer control: items dealt to leaves at random)"),
-            "semantic embeddings: all-MiniLM-L6-v2 384-d text (paper: Sentence-T5 768-d); behavior: DIN 96-d "
-            f"(eager_bench.embeddings profile {cfg['pretrain_profile']!r}, trained on split.train only)",
+            f"architecture {cfg['arch']!r} (code = the released code's sizes and GCT weights; paper_text = the "
+            "paper's section 4.1)",
+            "semantic embeddings: all-MiniLM-L6-v2 384-d text (paper: Sentence-T5 768-d); behavior: "
+            + ("DIN 96-d" if embedding_kind(cfg, "behavior") == "din" else
+               "co-occurrence PPMI SVD 96-d (declared alternative to the paper's DIN)")
+            + f" (eager_bench.embeddings profile {cfg['pretrain_profile']!r}, trained on split.train only)",
+            *[f"{s} stream {v['quality']}" for s, v in self.inputs.items() if v.get("quality")],
             f"warm-up {cfg['warmup_steps']} updates (code: 2000), then {cfg['lr_schedule']} decay (code: inverse_sqrt);"
             f" eval batch {cfg['eval_batch_size']}",
             "checkpoint selected on VALIDATION NDCG@10 (the official code selects on test)",
