@@ -226,10 +226,13 @@ def fake_eager(tmp_path, monkeypatch):
 def test_ablation_variants_per_component():
     from eager_bench.commands.ablate import ablation_variants
 
-    every = ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only"]
+    every = ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only", "base_behavior",
+             "base_semantic", "tsg"]
     assert ablation_variants("transfer", every) == ["default", "no_transfer"]
     assert ablation_variants("two_stream", every) == ["default", "behavior_only", "semantic_only"]
-    assert ablation_variants("all", every) == every
+    assert ablation_variants("table3", every) == ["default", "base_behavior", "base_semantic", "tsg", "no_transfer"]
+    assert ablation_variants("all", every) == ["default", "no_contrastive", "no_transfer", "behavior_only",
+                                               "semantic_only", "base_behavior", "base_semantic", "tsg"]
     with pytest.raises(BenchError, match="no variant.*no_contrastive"):
         ablation_variants("contrastive", ["default", "no_transfer"])
     with pytest.raises(BenchError, match="unknown component"):
@@ -248,6 +251,7 @@ def test_ablate_runs_the_grid_reuses_runs_and_writes_the_table(tmp_path, fake_ea
         ["default", "no_transfer"]
     table = (root / "ablations_smoke.md").read_text()
     assert "EAGER (no_transfer)" in table and "+0.0%" in table  # a popularity model: the variant changes nothing
+    assert "| model | seeds | updates |" in table
     assert not (root / "ablations.md").exists()  # smoke never overwrites the full-size table
     again = CliRunner().invoke(app, [*args, "--dry-run"])
     assert "2 cached, 0 to run" in again.output
@@ -411,3 +415,39 @@ def test_the_papers_numbers_are_all_shown_with_every_ratio_we_have(tmp_path):
     csv_rows = [line for line in (root / "leaderboard.csv").read_text().splitlines() if line.startswith("paper,")]
     assert len(csv_rows) == 3 and any(",RecForest," in line and ",0.0164," in line for line in csv_rows)
     assert "Reported numbers: Sports\\_and\\_Outdoors" in (root / "leaderboard.tex").read_text()
+
+
+def test_ablate_refuses_a_wall_clock_budget_and_unequal_updates(tmp_path):
+    from eager_bench.commands.ablate import equal_update_budget
+    from eager_bench.eager.model import EAGER
+
+    assert equal_update_budget(EAGER.config_file, "EAGER", ["default", "tsg", "base_behavior"], "cpu") > 0
+    capped = tmp_path / "capped.yaml"
+    capped.write_text("defaults: {steps: 100, max_train_minutes: 0.0}\nprofiles: {cpu: {max_train_minutes: 2.5}}\n"
+                      "variants: {default: {}, cheap: {}}\n")
+    with pytest.raises(BenchError, match="max_train_minutes=2.5.*equal updates"):
+        equal_update_budget(capped, "EAGER", ["default", "cheap"], "cpu")
+    unequal = tmp_path / "unequal.yaml"
+    unequal.write_text("defaults: {steps: 100, max_train_minutes: 0.0}\nvariants: {default: {}, short: {steps: 50}}\n")
+    with pytest.raises(BenchError, match="different numbers of updates \\(50, 100\\)"):
+        equal_update_budget(unequal, "EAGER", ["default", "short"], "cpu")
+
+
+def test_ablation_reference_maps_variants_to_table3_rows(tmp_path):
+    from eager_bench.report.reference import load_ablation_reference
+
+    metrics = tmp_path / "reported_metrics.csv"
+    metrics.write_text("paper,model,dataset,metric,value,status,source\n"
+                       "EAGER,EAGER,Beauty,Recall@5,0.0618,primary,Table 2\n")
+    (tmp_path / "reported_ablations.csv").write_text(
+        "paper,model,components,meaning,dataset,metric,value,status,source\n"
+        "EAGER,EAGER,base,one stream,Beauty,Recall@5,0.0512,primary,Table 3\n"
+        "EAGER,EAGER,tsg,two streams,Beauty,Recall@5,0.0582,primary,Table 3\n"
+        "EAGER,EAGER,tsg_gct,no STT,Beauty,Recall@5,0.0604,primary,Table 3\n")
+    ref = load_ablation_reference(metrics_path=metrics)
+    assert ref[("base_behavior", "Beauty", "Recall@5")].value == ref[("base_semantic", "Beauty", "Recall@5")].value \
+        == 0.0512
+    assert ref[("tsg", "Beauty", "Recall@5")].value == 0.0582
+    assert ref[("no_transfer", "Beauty", "Recall@5")].value == 0.0604
+    assert ref[("default", "Beauty", "Recall@5")].value == 0.0618  # full = Table 2 when Table 3 has no full row
+    assert ("no_contrastive", "Beauty", "Recall@5") not in ref  # the paper has no such row: never invented

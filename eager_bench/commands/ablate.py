@@ -16,10 +16,13 @@ from eager_bench.errors import BenchError
 console = Console()
 
 # Component -> the variants of EAGER's model.yaml that switch it off. Two streams off = each single stream.
+# `table3` = the paper's cumulative Table 3 rows: base (each single stream, no GCT, no STT), TSG, TSG + GCT
+# (= no_transfer), the full model being `default`.
 COMPONENT_VARIANTS: dict[str, tuple[str, ...]] = {
     "contrastive": ("no_contrastive",),
     "transfer": ("no_transfer",),
     "two_stream": ("behavior_only", "semantic_only"),
+    "table3": ("base_behavior", "base_semantic", "tsg", "no_transfer"),
 }
 COMPONENTS = (*COMPONENT_VARIANTS, "all")
 
@@ -28,7 +31,7 @@ def ablation_variants(component: str, available: list[str], model: str = "EAGER"
     """`default` plus the variants that remove `component`; an error names any the model's YAML lacks."""
     if component not in COMPONENTS:
         raise BenchError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")
-    wanted = [v for c, vs in COMPONENT_VARIANTS.items() if component in (c, "all") for v in vs]
+    wanted = list(dict.fromkeys(v for c, vs in COMPONENT_VARIANTS.items() if component in (c, "all") for v in vs))
     missing = [v for v in [DEFAULT_VARIANT, *wanted] if v not in available]
     if missing:
         raise BenchError(f"model {model} has no variant(s) {', '.join(missing)} for --component {component} "
@@ -36,9 +39,32 @@ def ablation_variants(component: str, available: list[str], model: str = "EAGER"
     return [DEFAULT_VARIANT, *wanted]
 
 
+def equal_update_budget(config_file: Path | None, model: str, variants: list[str], profile: str) -> int:
+    """The one number of updates every variant trains for; refuses a wall-clock budget (a cheaper variant would
+    make more updates in it, and the table would compare budgets, not components)."""
+    from eager_bench.config import resolve_config
+
+    steps = set()
+    for variant in variants:
+        config = resolve_config(config_file, profile, variant)
+        if float(config.get("max_train_minutes", 0) or 0) > 0:
+            raise BenchError(f"ablate: {model} {variant} at profile {profile} has max_train_minutes="
+                             f"{config['max_train_minutes']}; ablations compare equal updates, never a wall-clock "
+                             "budget (set it to 0)")
+        steps.add(config.get("steps"))
+    if steps == {None}:  # a model without a `steps` key: its variants share whatever budget it has
+        return 0
+    if len(steps) != 1:
+        raise BenchError(f"ablate: {model}'s variants at profile {profile} train for different numbers of updates "
+                         f"({', '.join(map(str, sorted(steps)))}); ablations compare equal updates")
+    return int(steps.pop())
+
+
 def ablate(component: str = typer.Option(..., "--component", "-c",
                                          help=f"Component to remove: {', '.join(COMPONENTS)} (two_stream runs the "
-                                              "behavior-only and semantic-only variants)."),
+                                              "behavior-only and semantic-only variants; table3 the paper's "
+                                              "Table 3 rows: base_behavior, base_semantic, tsg, no_transfer = "
+                                              "TSG + GCT)."),
            datasets: list[str] = typer.Option(None, "--dataset", "-d",
                                               help="Dataset(s), repeatable (default: the four benchmark datasets)."),
            profile: str = typer.Option("cpu", "--profile", "-p", help=f"One of {', '.join(PROFILES)}."),
@@ -68,6 +94,7 @@ def ablate(component: str = typer.Option(..., "--component", "-c",
         raise BenchError(f"--seeds must be >= 1, got {seeds}")
     cls = get_model_class(model)  # an unregistered or broken EAGER fails here with the registry's message
     variants = ablation_variants(component, variant_names(cls.config_file), model)
+    updates = equal_update_budget(cls.config_file, model, variants, profile)
     dataset_list = datasets or BENCHMARK_DATASETS
     for name in dataset_list:
         get_spec(name, data_dir)
@@ -76,6 +103,8 @@ def ablate(component: str = typer.Option(..., "--component", "-c",
     if dry_run:
         console.print(dry_run_table(items))
         return
+    if updates:
+        console.print(f"{len(variants)} variant(s), each trained for {updates:,} updates")
     outcomes = run_grid(items, root, data_dir, device, force, console)
     console.print(summary_table(outcomes))
     for path in build_ablation_report(root, out_dir=out, profiles=[profile], datasets=dataset_list, model=model):

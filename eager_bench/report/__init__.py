@@ -15,7 +15,7 @@ from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.errors import BenchError
 from eager_bench.report.board import Board, build_ablation, build_leaderboard
 from eager_bench.report.collect import FULL_SIZE_PROFILES, OURS, collect
-from eager_bench.report.reference import load_reference
+from eager_bench.report.reference import load_ablation_reference, load_reference
 from eager_bench.report.tables import to_csv, to_latex, to_markdown
 
 FORMATS = ("md", "csv", "tex")
@@ -121,7 +121,7 @@ def build_ablation_report(results_dir: Path, formats: Iterable[str] = FORMATS, o
     runs = collection.runs
     if not runs:
         raise BenchError(f"no {model} result files under {results_dir} match the filter")
-    board = build_ablation(runs, model=model, excluded=collection.excluded)
+    board = build_ablation(runs, model=model, excluded=collection.excluded, reference=load_ablation_reference())
     written = write_tables(board, out_dir, stem_for("ablations", profiles), formats)
     if plots:
         from eager_bench.report.plots import bar_plots

@@ -17,7 +17,8 @@ from eager_bench.report.reference import Reported
 from eager_bench.report.stats import ALPHA, Interval, holm, paired_p_value, per_user, t_interval
 
 # The EAGER helper's model.yaml names these; the ablation table lists them in this order, then any others.
-ABLATION_VARIANTS = ("default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only")
+ABLATION_VARIANTS = ("default", "no_transfer", "tsg", "base_behavior", "base_semantic", "no_contrastive",
+                     "behavior_only", "semantic_only")
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,18 @@ class Board:
         return any(self.stale(p, d, row) for p, d in self.sections if p == profile)
 
     def reported(self, dataset: str, row: Row, metric: str) -> Reported | None:
-        """The paper's number for a row (default variants only: a paper reports one setting per model)."""
+        """The paper's number for a row: on the leaderboard the default variant's (a paper reports one setting per
+        model); on the ablation board the variant's Table 3 row (reference keyed by variant)."""
+        if self.kind == "ablation":
+            return self.reference.get((row.variant, dataset, metric))
         return self.reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
+
+    def updates(self, profile: str, dataset: str, row: Row) -> list[int]:
+        """Optimizer updates of the row's runs in a section (from the result files), for the equal-budget check."""
+        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
+        if cell is None:
+            return []
+        return [int(s) for r in cell.runs if (s := (r.record.get("training") or {}).get("steps")) is not None]
 
     def shown_runs(self) -> list[Run]:
         """Every run behind a cell, once, in key order."""
@@ -123,8 +134,8 @@ class Board:
         return out
 
 
-def _cells(runs: list[Run], metrics: tuple[str, ...],
-           reference: dict[tuple[str, str, str], Reported]) -> dict[tuple[str, str, Row, str], Cell]:
+def _cells(runs: list[Run], metrics: tuple[str, ...], reference: dict[tuple[str, str, str], Reported],
+           by_variant: bool = False) -> dict[tuple[str, str, Row, str], Cell]:
     grouped: dict[tuple[str, str, Row], list[Run]] = {}
     for run in runs:
         grouped.setdefault((run.key.profile, run.key.dataset, Row(run.key.model, run.key.variant)), []).append(run)
@@ -135,7 +146,10 @@ def _cells(runs: list[Run], metrics: tuple[str, ...],
             values = [r.test_metrics[metric] for r in group if metric in r.test_metrics]
             if len(values) != len(group):
                 continue
-            reported = reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
+            if by_variant:
+                reported = reference.get((row.variant, dataset, metric))
+            else:
+                reported = reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
             cells[(profile, dataset, row, metric)] = Cell(t_interval(values), tuple(r.key.seed for r in group),
                                                           group, reported)
     return cells
@@ -223,11 +237,15 @@ def build_leaderboard(runs: list[Run], reference: dict[tuple[str, str, str], Rep
 
 
 def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: str = OURS,
-                   variants: Iterable[str] | None = None, excluded: list[Excluded] | None = None) -> Board:
-    """The model's variants, each tested against its default in the same (profile, dataset, metric)."""
+                   variants: Iterable[str] | None = None, excluded: list[Excluded] | None = None,
+                   reference: dict[tuple[str, str, str], Reported] | None = None) -> Board:
+    """The model's variants, each tested against its default in the same (profile, dataset, metric); `reference`
+    ((variant, dataset, metric) -> the paper's Table 3 value, report.reference.load_ablation_reference) puts the
+    paper's number and ours / paper beside each cell."""
     wanted = (lambda r: r.key.model == model and (variants is None or r.key.variant in set(variants)))
     runs = [r for r in runs if wanted(r)]
-    cells = _cells(runs, metrics, {})
+    reference = dict(reference or {}) if model == OURS else {}
+    cells = _cells(runs, metrics, reference, by_variant=True)
     rows: dict[str, list[Row]] = {}
     for profile in sorted({r.key.profile for r in runs}):
         present = {r.key.variant for r in runs if r.key.profile == profile}
@@ -246,5 +264,5 @@ def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: s
                 if row != default and cell is not None:
                     comparisons.append(_compare(profile, dataset, metric, row, cell, default, base))
     _apply_holm(comparisons)
-    return Board("ablation", sections, rows, metrics, cells, comparisons, len(runs),
+    return Board("ablation", sections, rows, metrics, cells, comparisons, len(runs), reference=reference,
                  excluded=[e for e in excluded or [] if wanted(e.run)])

@@ -57,3 +57,44 @@ def load_reference(path: Path | None = None, required: bool = False) -> dict[tup
             if key not in out or (row["paper"] == row["model"] and out[key].paper != row["model"]):
                 out[key] = entry
     return out
+
+
+ABLATION_FILE = "reported_ablations.csv"
+# EAGER's variants (model.yaml) -> the row of the paper's Table 3 they stand for; `default` is its last row, which
+# is Table 2's EAGER. The paper's base is "one stream" without saying which, so both single-stream bases map to it.
+TABLE3_ROWS = {"base_behavior": "base", "base_semantic": "base", "tsg": "tsg", "no_transfer": "tsg_gct",
+               "default": "full"}
+
+
+def load_ablation_reference(path: Path | None = None, metrics_path: Path | None = None
+                            ) -> dict[tuple[str, str, str], Reported]:
+    """(variant, dataset, metric) -> the paper's Table 3 value for that variant (reported_ablations.csv beside
+    reported_metrics.csv); `default` gets Table 2's EAGER. Empty where the file is absent."""
+    path = Path(path) if path is not None else reference_path(metrics_path).with_name(ABLATION_FILE)
+    if not path.is_file():
+        return {}
+    by_component: dict[tuple[str, str, str], Reported] = {}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("components", "dataset", "metric", "value", "paper", "status", "source")
+                   if c not in (reader.fieldnames or [])]
+        if missing:
+            raise BenchError(f"{path}: lacks column(s) {', '.join(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                value = float(row["value"])
+            except ValueError:
+                raise BenchError(f"{path}:{line}: value {row['value']!r} is not a number") from None
+            by_component[(row["components"], row["dataset"], row["metric"])] = Reported(
+                value, row["paper"], row["status"], row["source"])
+    table2 = load_reference(metrics_path)
+    out: dict[tuple[str, str, str], Reported] = {}
+    for variant, component in TABLE3_ROWS.items():
+        for (comp, dataset, metric), reported in by_component.items():
+            if comp == component:
+                out[(variant, dataset, metric)] = reported
+        if component == "full":
+            for (model, dataset, metric), reported in table2.items():
+                if model == "EAGER" and reported.paper == "EAGER":
+                    out.setdefault((variant, dataset, metric), reported)
+    return out

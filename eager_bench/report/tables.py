@@ -71,7 +71,10 @@ def _intro(board: Board) -> list[str]:
         lines += ["# Ablations", "",
                   f"Built from {board.n_files} result file(s). EAGER variants with one component removed, on the "
                   "test set under full ranking. A cell is the mean over seeds ± the half-width of its "
-                  f"{ci}% t-interval (no ± with one seed) and, in brackets, the change relative to `default`. "
+                  f"{ci}% t-interval (no ± with one seed) and, in brackets, the change relative to `default` "
+                  "(the full model). `updates`: optimizer updates of the row's runs; variants compare at equal "
+                  "updates. `↳ paper`: the paper's Table 3 row for the variant (`default` = full = Table 2; "
+                  "`base_behavior` and `base_semantic` both stand beside its one-stream `base`) and ours ÷ paper. "
                   f"{SIG_MARK}: the variant differs from `default` at α = {ALPHA} after Holm's correction across "
                   f"all tested cells ({TEST_NAME}). {STALE_MARK}: from result files of an older config than "
                   "`eager-bench run` uses today (listed under *Stale results*).", ""]
@@ -85,8 +88,10 @@ def to_markdown(board: Board) -> str:
         return "\n".join(lines)
     for profile, dataset in board.sections:
         lines += [f"## {dataset} · profile `{profile}`{_order(board, dataset)}", ""]
-        lines.append("| model | seeds | " + " | ".join(board.metrics) + " |")
-        lines.append("| --- | --- | " + " | ".join("---:" for _ in board.metrics) + " |")
+        ablation = board.kind == "ablation"
+        lines.append("| model | seeds | " + ("updates | " if ablation else "") + " | ".join(board.metrics) + " |")
+        lines.append("| --- | --- | " + ("---: | " if ablation else "") + " | ".join("---:" for _ in board.metrics)
+                     + " |")
         for row in board.rows[profile]:
             texts, seeds = [], ""
             for metric in board.metrics:
@@ -105,11 +110,18 @@ def to_markdown(board: Board) -> str:
                 if sig:
                     text += f" {SIG_MARK}"
                 texts.append(text)
-            lines.append(f"| {_label(board, profile, dataset, row)} | {seeds} | " + " | ".join(texts) + " |")
-            if board.kind == "leaderboard":
-                paper = [_paper_text(board, profile, dataset, row, metric) for metric in board.metrics]
-                if any(paper):
-                    lines.append("| ↳ paper |  | " + " | ".join(paper) + " |")
+            updates = ""
+            if ablation:
+                steps = sorted(set(board.updates(profile, dataset, row)))
+                updates = (",".join(f"{u:,}" for u in steps) or "–") + " | "
+            lines.append(f"| {_label(board, profile, dataset, row)} | {seeds} | {updates}" + " | ".join(texts) + " |")
+            paper = [_paper_text(board, profile, dataset, row, metric) for metric in board.metrics]
+            if any(paper):
+                lines.append("| ↳ paper |  | " + ("| " if ablation else "") + " | ".join(paper) + " |")
+        if ablation:
+            unequal = _unequal_updates(board, profile, dataset)
+            if unequal:
+                lines += ["", f"**Unequal budgets:** {unequal}: these rows measure budget as well as the component."]
         lines.append("")
     lines += _tests_markdown(board)
     if board.kind == "leaderboard":
@@ -117,6 +129,17 @@ def to_markdown(board: Board) -> str:
     lines += _missing_markdown(board)
     lines += _stale_markdown(board)
     return "\n".join(lines)
+
+
+def _unequal_updates(board: Board, profile: str, dataset: str) -> str:
+    """The rows of an ablation section whose updates differ from the default row's ('' when all agree)."""
+    default = Row(board.rows[profile][0].model, DEFAULT_VARIANT) if board.rows[profile] else None
+    reference = set(board.updates(profile, dataset, default)) if default else set()
+    if not reference:
+        return ""
+    odd = [f"{row.label} ({', '.join(f'{u:,}' for u in sorted(set(ups)))} vs {', '.join(f'{u:,}' for u in sorted(reference))})"
+           for row in board.rows[profile] if (ups := board.updates(profile, dataset, row)) and set(ups) != reference]
+    return "; ".join(odd)
 
 
 def _label(board: Board, profile: str, dataset: str, row: Row, mark: str = STALE_MARK) -> str:
