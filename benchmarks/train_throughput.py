@@ -1,12 +1,17 @@
 """Training throughput of every trained model: the old path against the default path, side by side in one run.
 
-    python benchmarks/train_throughput.py --dataset Beauty --models EAGER SASRec BERT4Rec TIGER \
+    python benchmarks/train_throughput.py --dataset Beauty --models EAGER SASRec BERT4Rec TIGER DIN \
         --output results/benchmarks/train_throughput.json
 
 For each model, two runs through the runner at the model's `cpu` profile size, same seed, same number of updates:
   old = precision fp32, 1 torch thread (the path of the committed cpu results);
   new = precision auto (bf16 autocast where the CPU has AMX / AVX512_BF16, fp32 elsewhere), every usable core, and
         less waste: EAGER's bulk dropout masks, SASRec/BERT4Rec's length-bucketed batches trimmed to their longest.
+DIN (EAGER's behaviour-embedding trainer, not a runner model) at its paper size (batch 128, 60 negatives): old = the
+forward as it was before the algebraic rewrite (every candidate x slot pair, padding included, and the G x d window
+features), fp32, 1 thread, torch dropout; new = the current DIN, precision auto, every core, bulk dropout; quality =
+per-user validation sampled-softmax loss at equal steps (same negatives), paired the same way.
+A file that exists already keeps the rows of models not measured in this run (each row has its own provenance).
 Throughput is the model's own training samples/s (training loop only: no validation, no embedding or tokenizer
 stage). Quality at equal updates: validation NDCG@10 of both runs, per user from the result files' rank sidecars,
 and their paired difference with a bootstrap 95% interval and a Wilcoxon test; "within noise" means the interval
@@ -25,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import stats
 
 from eager_bench import settings
 from eager_bench.compute import bf16_matrix_units, resolve_precision, usable_cores
+from eager_bench.embeddings.din import DIN
 from eager_bench.provenance import measurement_context
 from eager_bench.results import read_ranks, write_json
 from eager_bench.runner import RunSpec, prepare, run
@@ -43,7 +50,57 @@ WASTE: dict[str, dict[str, dict[str, Any]]] = {
     "SASRec": {"old": {"length_buckets": False}, "new": {"length_buckets": True}},
     "BERT4Rec": {"old": {"length_buckets": False}, "new": {"length_buckets": True}},
 }
-DEFAULT_UPDATES = {"EAGER": 400, "TIGER": 300}  # RecBole models: one epoch
+DEFAULT_UPDATES = {"EAGER": 400, "TIGER": 300, "DIN": 300}  # RecBole models: one epoch
+DIN_PATHS: dict[str, dict[str, Any]] = {"old": {"precision": "fp32", "threads": 1, "dropout_rng": "torch"},
+                                        "new": {"precision": "auto", "threads": 0, "dropout_rng": "auto"}}
+
+
+class NaiveDIN(DIN):
+    """DIN's forward before the rewrite in eager_bench/embeddings/din.py (the same function, computed the long way):
+    the attention unit on a [B, C, S] grid of every (candidate, slot) pair, then the window sums as G x d features
+    into the MLP's first layer."""
+
+    def forward(self, history: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        b, s = history.shape
+        c = candidates.shape[1]
+        h, q = self.item(history), self.item(candidates)
+        d = h.shape[-1]
+        w_q, w_u, w_d, w_p = self.att_in.weight.split(d, dim=1)
+        pre = (q @ (w_q + w_d).T).unsqueeze(2) + (h @ (w_u - w_d).T).unsqueeze(1) \
+            + (q.unsqueeze(2) * h.unsqueeze(1)) @ w_p.T + self.att_in.bias  # [B, C, S, 64]
+        valid = (history > 0).unsqueeze(1).expand(b, c, s)
+        hidden = self.att_out(self.att_mid(self.att_drop(self.att_dice(pre[valid])))).squeeze(-1)
+        weights = torch.zeros(b, c, s, dtype=hidden.dtype, device=hidden.device)
+        weights[valid] = hidden
+        pooled = torch.einsum("gs,bcs,bsd->bcgd", self.window, weights, h)
+        features = torch.cat([pooled.reshape(b, c, -1), q], dim=-1).reshape(b * c, -1)
+        return self.mlp(features).view(b, c)
+
+
+def din_run(dataset: str, path: str, updates: int | None, seed: int) -> dict[str, Any]:
+    """One DIN training at paper size for `updates` steps; the row and the per-user validation losses."""
+    from eager_bench.data import load_dataset
+    from eager_bench.embeddings.behaviour import behaviour_config
+    from eager_bench.embeddings.din import fit_din, valid_losses
+    from eager_bench.embeddings.quality import neighbour_hit_rate
+    from eager_bench.split import leave_one_out
+
+    u = updates or DEFAULT_UPDATES["DIN"]
+    config = behaviour_config("din", "paper", {"steps": u, "warmup_steps": max(1, u // 4), "valid_every": 0,
+                                               "checkpoint_every": u, **DIN_PATHS[path]})
+    split = leave_one_out(load_dataset(dataset))
+    load_before = os.getloadavg()[0]
+    model, table, report = fit_din(split, config, seed=seed, show_progress=False,
+                                   network=NaiveDIN if path == "old" else DIN)
+    losses = valid_losses(model, split, config, split.n_items, seed, "cpu")
+    seconds = report["seconds_per_step"] * report["steps"]
+    return {"model": "DIN", "variant": "paper size", "path": path, **DIN_PATHS[path],
+            "forward": "naive (pre-rewrite)" if path == "old" else "current",
+            "precision_used": report["precision"], "threads_used": report["threads"],
+            "samples_per_s": round(u * int(config["batch_size"]) / seconds, 1), "seconds_per_step": report["seconds_per_step"],
+            "updates": u, "train_s": round(seconds, 2), "valid_sampled_loss": round(float(losses.mean()), 5),
+            "neighbour_hit_rate": round(neighbour_hit_rate(table, split), 5),
+            "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "_valid_losses": losses}
 
 
 def budget(model: str, updates: int | None) -> tuple[str, dict[str, Any]]:
@@ -111,15 +168,27 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="write the rows and their provenance here")
     args = parser.parse_args()
     rows = []
+    if args.output is not None and args.output.is_file():  # keep the rows of models not measured now
+        earlier = json.loads(args.output.read_text())
+        rows = [dict(r, provenance=r.get("provenance", earlier.get("provenance"))) for r in earlier["rows"]
+                if r["model"] not in args.models]
     with tempfile.TemporaryDirectory(prefix="eager-bench-throughput-") as tmp:
         for model in args.models:
-            old = one_run(model, args.dataset, "old", args.updates, args.seed, Path(tmp))
-            new = one_run(model, args.dataset, "new", args.updates, args.seed, Path(tmp))
-            quality = paired(per_user_ndcg10(old.pop("_valid_ranks")), per_user_ndcg10(new.pop("_valid_ranks")))
+            if model == "DIN":
+                old, new = din_run(args.dataset, "old", args.updates, args.seed), \
+                    din_run(args.dataset, "new", args.updates, args.seed)
+                # lower is better for a loss: new - old < 0 is an improvement
+                quality_key = "valid_sampled_loss_new_minus_old"
+                quality = paired(old.pop("_valid_losses"), new.pop("_valid_losses"))
+            else:
+                old = one_run(model, args.dataset, "old", args.updates, args.seed, Path(tmp))
+                new = one_run(model, args.dataset, "new", args.updates, args.seed, Path(tmp))
+                quality_key = "valid_NDCG@10_new_minus_old"
+                quality = paired(per_user_ndcg10(old.pop("_valid_ranks")), per_user_ndcg10(new.pop("_valid_ranks")))
             row = {"model": model, "old": old, "new": new,
                    "speedup": round(new["samples_per_s"] / old["samples_per_s"], 3)
                    if old["samples_per_s"] and new["samples_per_s"] else None,
-                   "valid_NDCG@10_new_minus_old": quality}
+                   quality_key: quality, "provenance": measurement_context()}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.output is not None:  # after every model: a killed benchmark keeps what it measured
@@ -136,7 +205,7 @@ def _record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, A
             "targets (issue 22)": {"this kind of CPU without bf16 units": "EAGER >= 2x, SASRec/BERT4Rec >= 2x per "
                                    "epoch, TIGER >= 1.5x, DIN >= 1.5x",
                                    "with AMX or AVX512_BF16": "EAGER >= 3x, SASRec/BERT4Rec >= 3x, TIGER >= 2x"},
-            "rows": rows, "provenance": measurement_context()}
+            "rows": rows}
 
 
 if __name__ == "__main__":
