@@ -227,12 +227,12 @@ def test_ablation_variants_per_component():
     from eager_bench.commands.ablate import ablation_variants
 
     every = ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only", "base_behavior",
-             "base_semantic", "tsg"]
+             "base_semantic", "tsg", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1"]
     assert ablation_variants("transfer", every) == ["default", "no_transfer"]
     assert ablation_variants("two_stream", every) == ["default", "behavior_only", "semantic_only"]
     assert ablation_variants("table3", every) == ["default", "base_behavior", "base_semantic", "tsg", "no_transfer"]
-    assert ablation_variants("all", every) == ["default", "no_contrastive", "no_transfer", "behavior_only",
-                                               "semantic_only", "base_behavior", "base_semantic", "tsg"]
+    assert ablation_variants("gct", every) == ["default", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1"]
+    assert ablation_variants("all", every) == every
     with pytest.raises(BenchError, match="no variant.*no_contrastive"):
         ablation_variants("contrastive", ["default", "no_transfer"])
     with pytest.raises(BenchError, match="unknown component"):
@@ -251,7 +251,7 @@ def test_ablate_runs_the_grid_reuses_runs_and_writes_the_table(tmp_path, fake_ea
         ["default", "no_transfer"]
     table = (root / "ablations_smoke.md").read_text()
     assert "EAGER (no_transfer)" in table and "+0.0%" in table  # a popularity model: the variant changes nothing
-    assert "| model | seeds | updates |" in table
+    assert "| model | seeds | updates | valid NDCG@10 |" in table
     assert not (root / "ablations.md").exists()  # smoke never overwrites the full-size table
     again = CliRunner().invoke(app, [*args, "--dry-run"])
     assert "2 cached, 0 to run" in again.output

@@ -18,7 +18,7 @@ from eager_bench.report.stats import ALPHA, Interval, holm, paired_p_value, per_
 
 # The EAGER helper's model.yaml names these; the ablation table lists them in this order, then any others.
 ABLATION_VARIANTS = ("default", "no_transfer", "tsg", "base_behavior", "base_semantic", "no_contrastive",
-                     "behavior_only", "semantic_only")
+                     "behavior_only", "semantic_only", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1")
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,13 @@ class Board:
         if self.kind == "ablation":
             return self.reference.get((row.variant, dataset, metric))
         return self.reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
+
+    def valid_ndcg10(self, profile: str, dataset: str, row: Row) -> float | None:
+        """Mean validation NDCG@10 of the row's runs (the selection metric: a sweep's default is chosen on it)."""
+        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
+        values = [v for r in cell.runs if (v := (r.record.get("metrics", {}).get("valid") or {}).get("NDCG@10"))
+                  is not None] if cell is not None else []
+        return float(np.mean(values)) if values and len(values) == len(cell.runs) else None
 
     def updates(self, profile: str, dataset: str, row: Row) -> list[int]:
         """Optimizer updates of the row's runs in a section (from the result files), for the equal-budget check."""

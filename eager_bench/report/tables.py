@@ -73,7 +73,8 @@ def _intro(board: Board) -> list[str]:
                   "test set under full ranking. A cell is the mean over seeds ± the half-width of its "
                   f"{ci}% t-interval (no ± with one seed) and, in brackets, the change relative to `default` "
                   "(the full model). `updates`: optimizer updates of the row's runs; variants compare at equal "
-                  "updates. `↳ paper`: the paper's Table 3 row for the variant (`default` = full = Table 2; "
+                  "updates. `valid NDCG@10`: the selection metric (a sweep such as `--component gct` is decided on "
+                  "it, never on test). `↳ paper`: the paper's Table 3 row for the variant (`default` = full = Table 2; "
                   "`base_behavior` and `base_semantic` both stand beside its one-stream `base`) and ours ÷ paper. "
                   f"{SIG_MARK}: the variant differs from `default` at α = {ALPHA} after Holm's correction across "
                   f"all tested cells ({TEST_NAME}). {STALE_MARK}: from result files of an older config than "
@@ -89,9 +90,10 @@ def to_markdown(board: Board) -> str:
     for profile, dataset in board.sections:
         lines += [f"## {dataset} · profile `{profile}`{_order(board, dataset)}", ""]
         ablation = board.kind == "ablation"
-        lines.append("| model | seeds | " + ("updates | " if ablation else "") + " | ".join(board.metrics) + " |")
-        lines.append("| --- | --- | " + ("---: | " if ablation else "") + " | ".join("---:" for _ in board.metrics)
-                     + " |")
+        lines.append("| model | seeds | " + ("updates | valid NDCG@10 | " if ablation else "")
+                     + " | ".join(board.metrics) + " |")
+        lines.append("| --- | --- | " + ("---: | ---: | " if ablation else "")
+                     + " | ".join("---:" for _ in board.metrics) + " |")
         for row in board.rows[profile]:
             texts, seeds = [], ""
             for metric in board.metrics:
@@ -113,11 +115,12 @@ def to_markdown(board: Board) -> str:
             updates = ""
             if ablation:
                 steps = sorted(set(board.updates(profile, dataset, row)))
-                updates = (",".join(f"{u:,}" for u in steps) or "–") + " | "
+                updates = (",".join(f"{u:,}" for u in steps) or "–") + " | " \
+                    + _num(board.valid_ndcg10(profile, dataset, row)) + " | "
             lines.append(f"| {_label(board, profile, dataset, row)} | {seeds} | {updates}" + " | ".join(texts) + " |")
             paper = [_paper_text(board, profile, dataset, row, metric) for metric in board.metrics]
             if any(paper):
-                lines.append("| ↳ paper |  | " + ("| " if ablation else "") + " | ".join(paper) + " |")
+                lines.append("| ↳ paper |  | " + ("|  | " if ablation else "") + " | ".join(paper) + " |")
         if ablation:
             unequal = _unequal_updates(board, profile, dataset)
             if unequal:
