@@ -179,3 +179,28 @@ def test_smoke_run_with_real_text_rqvae_ids(home):
     assert training["tokenizer"]["name"] == "rqvae"
     assert len(training["tokenizer"]["vocab_sizes"]) == 4 and training["invalid_id_rate"] == 0.0
     assert out.record["metrics"]["test"]["Recall@10"] > 0.0
+
+
+def test_cosine_anneals_by_the_budget_when_the_budget_runs_out_first(home):
+    from eager_bench.data.synthetic import make_synthetic
+    from eager_bench.models.base import RunContext
+
+    ds = make_synthetic()
+    config = resolve_config(tiger_module.TIGER.config_file, "smoke",
+                            overrides={"max_steps": 1000, "warmup_steps": 10, "max_train_minutes": 1.0})
+    model = tiger_module.TIGER(config, ds, RunContext(run_dir=home / "run", seed=0, show_progress=False))
+    model.model = torch.nn.Linear(2, 2)
+    optimizer, scheduler = model._optimizer()
+    factor = scheduler.lr_lambdas[0]
+    model._budget_elapsed_s = 0.0
+    early = factor(100)  # 9% of the steps, no time used: the step fraction decides
+    assert early == pytest.approx(0.5 * (1 + np.cos(np.pi * 90 / 990)))
+    model._budget_elapsed_s = 30.0  # half the minute spent at step 100: the time fraction decides
+    assert factor(100) == pytest.approx(0.5) and factor(100) < early
+    model._budget_elapsed_s = 60.0  # the budget is spent: annealed to 0 though only 10% of the steps ran
+    assert factor(100) == pytest.approx(0.0, abs=1e-12)
+    plain = tiger_module.TIGER({**config, "anneal_to_budget": False}, ds,
+                               RunContext(run_dir=home / "run2", seed=0, show_progress=False))
+    plain.model = torch.nn.Linear(2, 2)
+    plain._budget_elapsed_s = 60.0
+    assert plain._optimizer()[1].lr_lambdas[0](100) == pytest.approx(early)  # the older, step-only schedule
