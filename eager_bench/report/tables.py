@@ -69,7 +69,8 @@ def _intro(board: Board) -> list[str]:
                   "(listed under *Stale results*); a row never averages stale and current runs.", ""]
     else:
         lines += ["# Ablations", "",
-                  f"Built from {board.n_files} result file(s). EAGER variants with one component removed, on the "
+                  f"Built from {board.n_files} result file(s). EAGER variants (one component removed, the "
+                  "paper's Table 3 rows, sweeps), on the "
                   "test set under full ranking. A cell is the mean over seeds ± the half-width of its "
                   f"{ci}% t-interval (no ± with one seed) and, in brackets, the change relative to `default` "
                   "(the full model). `updates`: optimizer updates of the row's runs; variants compare at equal "
