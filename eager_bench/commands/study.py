@@ -1,5 +1,5 @@
-"""`eager-bench study tokenization|scaling|protocol`: run a study's points (finished runs reused) and write its table
-+ plots."""
+"""`eager-bench study tokenization|scaling|protocol|catalog`: run a study's points (finished runs reused) and write its
+table + plots."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from rich.console import Console
 
 from eager_bench import settings
 
-study_app = typer.Typer(help="Studies: tokenization (code quality vs downstream), scaling (cost vs size) and "
-                         "protocol (time vs asin item order).",
+study_app = typer.Typer(help="Studies: tokenization (code quality vs downstream), scaling (cost vs size), "
+                         "protocol (time vs asin item order) and catalog (decode cost vs catalog size, 10^4-10^6).",
                         no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -151,6 +151,55 @@ def protocol(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (
     pending = [p for p in result["points"] if p.status != "done"]
     if pending:
         typer.echo(f"not done: {len(pending)} point(s) (see the table)")
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@study_app.command("catalog")
+def catalog(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (1e3-1e4 items, 32 users, seconds) | "
+                                        "cpu (1e4, 3e4, 1e5, 3e5, 1e6 items, 4096 users)."),
+            sizes: list[str] = typer.Option(None, "--sizes", help="Catalog sizes, comma-separated or repeated "
+                                            "(e.g. 1e4,1e5); each >= 100 (default: the profile's)."),
+            models: list[str] = typer.Option(None, "--models", "--model", "-m", help="Models, comma-separated or "
+                                             "repeated: SASRec BERT4Rec EAGER TIGER (default: all four)."),
+            users: Optional[int] = typer.Option(None, "--users", help="Users timed per point (default: the "
+                                                "profile's)."),
+            threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads, fixed for the whole "
+                                                  "study; 0 = EAGER_BENCH_THREADS or every usable core."),
+            batch: Optional[int] = typer.Option(None, "--batch", help="Users per ranking call; 0 = each model's "
+                                                "evaluation batch (EAGER/SASRec/BERT4Rec 1024, TIGER 256)."),
+            seed: Optional[int] = typer.Option(None, "--seed", help="Seed of catalogs, histories and weights."),
+            max_gb: Optional[float] = typer.Option(None, "--max-gb", help="Memory a point may need (estimated) "
+                                                   "before its batch is halved or it is skipped; 0 = 60% of what "
+                                                   "is available at its start."),
+            source: Optional[str] = typer.Option(None, "--source", help="Dataset whose history lengths and "
+                                                 "popularity skew are copied (default Beauty; fixed defaults when "
+                                                 "its files are absent)."),
+            tiger_tokenizer: Optional[str] = typer.Option(None, "--tiger-tokenizer", help="rkmeans (default) | "
+                                                          "rqvae: TIGER's semantic IDs."),
+            data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=f"Dataset folder (env "
+                                                    f"{settings.DATA_ENV})."),
+            out: Optional[Path] = typer.Option(None, "--out", help="Where table and plot go (default: the results "
+                                               "folder).")) -> None:
+    """Cost only, random weights: per synthetic catalog size and model, code-building time/memory (EAGER's
+    hierarchical k-means trees, TIGER's semantic IDs), per-user decode time (mean, p95) and peak memory against
+    SASRec/BERT4Rec full scoring; fits log-log exponents and the crossover size, writes study_catalog.md/.csv/.json
+    and a log-log plot."""
+    from eager_bench.studies import catalog as study
+
+    plan = study.resolve_plan(profile, sizes, models, users, threads, batch, seed, max_gb, source, tiger_tokenizer)
+    target = out or settings.results_dir()
+    with _progress() as progress:
+        task = progress.add_task("catalog study")
+        # the table is rewritten after every point, so an interrupted study leaves what it finished
+        result = study.run_study(plan, data_dir, lambda text: progress.update(task, description=text),
+                                 lambda partial: study.write_outputs(partial, target, _command(), plot=False))
+    written = study.write_outputs(result, target, _command())
+    for model, fits in result["laws"].items():
+        parts = [f"{name}: a={fit.exponent:.3f} (R^2 {fit.r2:.2f}, n={fit.n_points})"
+                 for name, fit in fits.items() if fit is not None]
+        typer.echo(f"{model:>10}  " + ("; ".join(parts) or "fewer than 2 sizes"))
+    for c in result["crossovers"]:
+        typer.echo(f"{c.model} vs {c.reference}: {c.verdict}")
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
 

@@ -177,12 +177,14 @@ class EAGER(Recommender):
             raise BenchError(f"EAGER: no training instances in {split.dataset} with windows={self.config['windows']}")
         return pad_left(hist, length), np.asarray(tgt, dtype=np.int64)
 
-    def _prepare(self, split: Split) -> None:
+    def _prepare(self, split: Split | None, inputs: dict[str, dict[str, Any]] | None = None) -> None:
+        """Embeddings, codes, code index and network; `inputs` (stream -> stream_inputs' dict) skips building them
+        (cost studies on synthetic catalogs)."""
         cfg = self.config
-        self.inputs = {s: stream_inputs(self.dataset, split, s, self.branch, self.context.seed,
-                                        cfg["pretrain_profile"], self.context.device, cfg["tokenizer"],
-                                        embedding_kind(cfg, s))
-                       for s in self.streams}
+        self.inputs = inputs if inputs is not None else {
+            s: stream_inputs(self.dataset, split, s, self.branch, self.context.seed, cfg["pretrain_profile"],
+                             self.context.device, cfg["tokenizer"], embedding_kind(cfg, s))
+            for s in self.streams}
         for s, v in self.inputs.items():
             if v.get("quality"):
                 log.info("EAGER %s stream: %s", s, v["quality"])

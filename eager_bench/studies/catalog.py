@@ -1,0 +1,407 @@
+"""Catalog-axis cost study (issue 21): where does generating a code beat scoring every item?
+
+Synthetic catalogs of 10^4..10^6 items (eager_bench.studies.catalog_data) with histories shaped like Beauty's; per
+size and model (random weights, cpu-profile sizes: cost only): code-building time and memory for the generative
+models, per-user ranking time (mean and p95 over evaluation batches) and peak memory for all. Log-log exponents per
+model, and the catalog size where each generative model's fitted per-user cost crosses full scoring's.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from eager_bench.errors import BenchError
+from eager_bench.studies.catalog_data import SyntheticCatalog, source_stats
+from eager_bench.studies.catalog_models import (GENERATIVE, MODELS, SCORE_BLOCK_BYTES, TIGER_TOKENIZERS, TOP_K,
+                                                CostSettings, build_codes, estimate_gb, eval_batch, inputs, preload,
+                                                ranker)
+from eager_bench.studies.memory import PeakMemory, method as memory_method
+from eager_bench.studies.powerlaw import PowerLaw, fit_power_law
+
+MIN_SIZE = 100  # below this a 2-level tree and a 256-way codebook say nothing about scaling
+FULL_RANKING = ("SASRec", "BERT4Rec")
+ANN_LIBRARIES = ("faiss", "hnswlib", "annoy")
+FITTED = {"decode_ms_mean": "decode ms/user", "build_s": "code build s", "decode_peak_mb": "decode peak MB"}
+COLUMNS = ["model", "items", "branch", "batch", "users", "batches", "threads", "decode_ms_mean", "decode_ms_p95",
+           "decode_peak_mb", "build_s", "build_peak_mb", "est_gb", "load_before", "load_after", "wall_s", "status",
+           "tokenizer"]
+
+
+@dataclass
+class CatalogPlan:
+    name: str  # the profile it came from (names the output files: study_catalog.md for cpu, _<name> otherwise)
+    sizes: list[int]
+    models: list[str]
+    users: int  # users timed per point (after one untimed warm-up batch)
+    batch: int  # users per ranking call; 0 = each model's evaluation batch
+    threads: int  # torch threads; 0 = EAGER_BENCH_THREADS or every usable core
+    settings: CostSettings = field(default_factory=CostSettings)
+    source: str = "Beauty"  # the dataset whose history lengths and popularity skew the histories copy
+    max_gb: float = 0.0  # memory a point may use; 0 = 60% of what the machine has available at its start
+
+
+PLANS: dict[str, CatalogPlan] = {
+    # tiny sizes, few users, short fits: the whole pipeline in seconds (tests)
+    "smoke": CatalogPlan("smoke", [1_000, 3_000, 10_000], list(MODELS), 32, 16, 1,
+                         CostSettings(hkmeans_iters=5, tiger_iters=5, tiger_codebook=64)),
+    # balanced k-means at 20 iterations (tokenizer default 100) keeps the 3*10^5 trees to minutes on 2 cores
+    "cpu": CatalogPlan("cpu", [10_000, 30_000, 100_000, 300_000, 1_000_000], list(MODELS), 4096, 0, 0,
+                       CostSettings(hkmeans_iters=20, tiger_iters=20)),
+}
+
+
+def parse_sizes(values: list[str]) -> list[int]:
+    """'1e4,3e4' or repeated values -> sorted distinct item counts."""
+    sizes = []
+    for value in values:
+        for part in filter(None, (p.strip() for p in str(value).split(","))):
+            try:
+                size = float(part)
+            except ValueError:
+                raise BenchError(f"--sizes: {part!r} is not a number") from None
+            if not size.is_integer():
+                raise BenchError(f"--sizes: {part!r} is not a whole number of items")
+            sizes.append(int(size))
+    return sorted(set(sizes))
+
+
+def parse_models(values: list[str]) -> list[str]:
+    names = [p.strip() for v in values for p in str(v).split(",") if p.strip()]
+    return list(dict.fromkeys(names))
+
+
+def resolve_plan(profile: str, sizes: list[str] | None = None, models: list[str] | None = None,
+                 users: int | None = None, threads: int | None = None, batch: int | None = None,
+                 seed: int | None = None, max_gb: float | None = None, source: str | None = None,
+                 tiger_tokenizer: str | None = None) -> CatalogPlan:
+    """The profile's plan with the command line's overrides, checked (one BenchError line per bad value)."""
+    if profile not in PLANS:
+        raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
+    base = PLANS[profile]
+    plan = replace(base, sizes=parse_sizes(sizes) if sizes else list(base.sizes),
+                   models=parse_models(models) if models else list(base.models),
+                   users=base.users if users is None else users, threads=base.threads if threads is None else threads,
+                   batch=base.batch if batch is None else batch, max_gb=base.max_gb if max_gb is None else max_gb,
+                   source=source or base.source,
+                   settings=replace(base.settings, seed=base.settings.seed if seed is None else seed,
+                                    tiger_tokenizer=tiger_tokenizer or base.settings.tiger_tokenizer))
+    unknown = [m for m in plan.models if m not in MODELS]
+    if unknown:
+        raise BenchError(f"unknown catalog-study model {unknown[0]!r}; known: {', '.join(MODELS)}")
+    if not plan.sizes:
+        raise BenchError("--sizes: no catalog size given")
+    if plan.sizes[0] < MIN_SIZE:
+        raise BenchError(f"--sizes: catalog sizes must be >= {MIN_SIZE} items, got {plan.sizes[0]}")
+    if plan.users < 1:
+        raise BenchError(f"--users must be >= 1, got {plan.users}")
+    for name, value in (("--threads", plan.threads), ("--batch", plan.batch)):
+        if value < 0:
+            raise BenchError(f"{name} must be >= 0, got {value}")
+    if plan.max_gb < 0:
+        raise BenchError(f"--max-gb must be >= 0, got {plan.max_gb}")
+    if plan.settings.tiger_tokenizer not in TIGER_TOKENIZERS:
+        raise BenchError(f"--tiger-tokenizer must be one of {', '.join(TIGER_TOKENIZERS)}, "
+                         f"got {plan.settings.tiger_tokenizer!r}")
+    return plan
+
+
+# ------------------------------------------------------------------------------------------------------- measuring
+
+def available_gb() -> float:
+    """MemAvailable now (the machine is shared: what other jobs hold is not ours to use)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
+
+
+def time_decode(recommend: Callable[[list[np.ndarray], int], np.ndarray], histories: list[np.ndarray],
+                batch: int) -> dict[str, Any]:
+    """Per-user ms: mean = all timed batches' seconds / users; p95 over the batches' per-user times. One batch
+    first, untimed, so one-off costs (allocator growth, lazy kernels) are not charged to the first batch."""
+    recommend(histories[:batch], TOP_K)
+    per_user, total = [], 0.0
+    for lo in range(0, len(histories), batch):
+        chunk = histories[lo:lo + batch]
+        start = time.perf_counter()
+        recommend(chunk, TOP_K)
+        seconds = time.perf_counter() - start
+        total += seconds
+        per_user.append(1000 * seconds / len(chunk))
+    return {"decode_ms_mean": round(1000 * total / len(histories), 4),
+            "decode_ms_p95": round(float(np.percentile(per_user, 95)), 4), "batches": len(per_user)}
+
+
+def fit_batch(model: str, n_items: int, batch: int, budget_gb: float, codebook: int) -> tuple[int, dict[str, float]]:
+    """The evaluation batch, halved until the decode phase's estimate fits the budget (per-user cost hardly depends
+    on the batch at these sizes; the batch column records what ran)."""
+    need = estimate_gb(model, n_items, batch, codebook)
+    while batch > 1 and need["inputs"] + need["decode"] > budget_gb:
+        batch //= 2
+        need = estimate_gb(model, n_items, batch, codebook)
+    return batch, need
+
+
+def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndarray], plan: CatalogPlan,
+                  threads: int) -> dict[str, Any]:
+    wanted = min(plan.batch or eval_batch(model), len(histories))
+    budget = plan.max_gb or 0.6 * available_gb()
+    batch, need = fit_batch(model, catalog.n_items, wanted, budget, plan.settings.tiger_codebook)
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    row.update(model=model, items=catalog.n_items, batch=batch, users=len(histories), threads=threads,
+               est_gb=round(need["inputs"] + max(need["codes"], need["decode"]), 2))
+    if need["inputs"] + need["decode"] > budget:
+        row["status"] = f"skipped: needs ~{need['inputs'] + need['decode']:.1f} GB > {budget:.1f} GB"
+        return row
+    stand_in = model == "EAGER" and need["inputs"] + need["codes"] > budget
+    notes = [f"batch {batch} (evaluation batch {wanted} would need more than {budget:.1f} GB)"] \
+        if batch < wanted else []
+    if stand_in:
+        notes.append(f"codes: random stand-in (hkmeans needs ~{need['inputs'] + need['codes']:.1f} GB > "
+                     f"{budget:.1f} GB)")
+    row["load_before"] = round(os.getloadavg()[0], 2)
+    start = time.perf_counter()
+    try:
+        embeddings = inputs(model, catalog)
+        with PeakMemory() as build_mem:
+            t = time.perf_counter()
+            codes, info = build_codes(model, embeddings, plan.settings, stand_in=stand_in)
+            build_s = time.perf_counter() - t
+        with PeakMemory() as decode_mem:
+            recommend = ranker(model, catalog, embeddings, codes, plan.settings)
+            row.update(time_decode(recommend, histories, batch))
+        del recommend, codes, embeddings
+    except (BenchError, RuntimeError, MemoryError) as exc:
+        row.update(status=f"failed: {exc}".splitlines()[0], load_after=round(os.getloadavg()[0], 2))
+        return row
+    generative = model in GENERATIVE and not stand_in
+    row.update(branch=info.get("branch"), tokenizer=info.get("tokenizer"), decode_peak_mb=decode_mem.peak_mb,
+               build_s=round(build_s, 3) if generative else None,
+               build_peak_mb=build_mem.peak_mb if generative else None,
+               wall_s=round(time.perf_counter() - start, 2), load_after=round(os.getloadavg()[0], 2),
+               status="; ".join(["ok", *notes]))
+    return row
+
+
+# --------------------------------------------------------------------------------------------------------- fitting
+
+def fit_laws(rows: list[dict[str, Any]]) -> dict[str, dict[str, PowerLaw | None]]:
+    """Per model, each FITTED quantity against catalog size over its measured points."""
+    out: dict[str, dict[str, PowerLaw | None]] = {}
+    for model in [m for m in MODELS if any(r["model"] == m for r in rows)]:
+        pts = [r for r in rows if r["model"] == model and r["status"] and r["status"].startswith("ok")]
+        out[model] = {key: fit_power_law([r["items"] for r in pts if r[key] is not None],
+                                         [r[key] for r in pts if r[key] is not None]) for key in FITTED}
+    return out
+
+
+@dataclass
+class Crossover:
+    model: str
+    reference: str
+    n: float | None  # where the fitted laws meet (None: a law missing, or parallel laws)
+    in_range: bool
+    verdict: str
+
+
+def crossover(model: str, reference: str, law: PowerLaw | None, ref: PowerLaw | None, lo: float,
+              hi: float) -> Crossover:
+    """Where c_g N^a_g = c_r N^a_r, i.e. N* = (c_r / c_g)^(1 / (a_g - a_r)); the generative model is cheaper above
+    N* when its exponent is the smaller. `in_range` when N* lies within the measured sizes [lo, hi]."""
+    if law is None or ref is None:
+        missing = model if law is None else reference
+        return Crossover(model, reference, None, False, f"no law for {missing} (fewer than 2 measured sizes)")
+    cheaper_at = lambda n: law.coefficient * n ** law.exponent < ref.coefficient * n ** ref.exponent  # noqa: E731
+    # in logs: nearly equal exponents put N* beyond any float, which is "parallel" for every practical purpose
+    log_n = (np.log(ref.coefficient) - np.log(law.coefficient)) / (law.exponent - ref.exponent) \
+        if law.exponent != ref.exponent else np.inf
+    if abs(log_n) > 600:
+        side = "cheaper" if cheaper_at(lo) else "dearer"
+        return Crossover(model, reference, None, False, f"no crossover (parallel laws): {model} {side} at every N")
+    n = float(np.exp(log_n))
+    above = law.exponent < ref.exponent  # the flatter law wins at large N
+    if lo <= n <= hi:
+        where = "above" if above else "below"
+        return Crossover(model, reference, n, True, f"{model} cheaper than {reference} {where} N = {n:,.0f}")
+    side = "cheaper" if cheaper_at(np.sqrt(lo * hi)) else "dearer"
+    return Crossover(model, reference, n, False, f"no crossover in range [{lo:,.0f}, {hi:,.0f}]: {model} {side} "
+                                                 f"throughout (laws meet at N = {n:,.3g}, extrapolated)")
+
+
+def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, PowerLaw | None]]) -> list[Crossover]:
+    """Each generative model against each full-ranking model measured, on per-user decode time."""
+    ok = [r["items"] for r in rows if r["status"] and r["status"].startswith("ok")]
+    if not ok:
+        return []
+    lo, hi = min(ok), max(ok)
+    return [crossover(g, f, laws[g]["decode_ms_mean"], laws[f]["decode_ms_mean"], lo, hi)
+            for g in GENERATIVE if g in laws for f in FULL_RANKING if f in laws]
+
+
+# --------------------------------------------------------------------------------------------------------- running
+
+def ann_libraries() -> list[str]:
+    return [name for name in ANN_LIBRARIES if importlib.util.find_spec(name) is not None]
+
+
+def run_study(plan: CatalogPlan, data_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    import torch
+
+    from eager_bench.compute import apply_threads
+    from eager_bench.provenance import measurement_context
+
+    note = progress or (lambda _: None)
+    previous = torch.get_num_threads()
+    # an explicit thread count wins over EAGER_BENCH_THREADS; 0 defers to it (or to every usable core)
+    threads = plan.threads if plan.threads > 0 else apply_threads(0)
+    torch.set_num_threads(threads)
+    try:
+        stats = source_stats(plan.source, data_dir)
+        preload(plan.models)
+        result: dict[str, Any] = {"plan": plan, "stats": stats, "threads": threads, "rows": [], "laws": {},
+                                  "crossovers": [], "memory_method": memory_method(), "ann": ann_libraries(),
+                                  "context": measurement_context("cpu"),
+                                  "pending": [f"{m} N={n}" for n in plan.sizes for m in plan.models]}
+        for n in plan.sizes:  # smallest catalogs first: an interrupted study still has every model's small points
+            catalog = SyntheticCatalog(n, stats, plan.settings.seed)
+            histories = catalog.histories(plan.users)
+            for model in plan.models:
+                result["pending"].pop(0)
+                note(f"{model} on {n:,} items")
+                result["rows"].append(measure_point(model, catalog, histories, plan, threads))
+                result["laws"] = fit_laws(result["rows"])
+                result["crossovers"] = crossovers(result["rows"], result["laws"])
+                if on_update:
+                    on_update(result)
+        result["context_end"] = {"load_avg_1min": round(os.getloadavg()[0], 2)}
+        return result
+    finally:
+        torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------------------------------------- writing
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def _law(fit: PowerLaw | None) -> str:
+    return "- | -" if fit is None else f"{fit.exponent:.3f} | {fit.r2:.3f}"
+
+
+def markdown(result: dict[str, Any], command: str, plot: str) -> str:
+    plan: CatalogPlan = result["plan"]
+    stats, ctx, s = result["stats"], result["context"], plan.settings
+    hw = ctx["hardware"]
+    ann = result["ann"]
+    lines = [f"# Catalog-axis cost study ({plan.name} profile)", "",
+             "**Cost only: every model has random (untrained) weights at its `cpu` profile size, on synthetic "
+             "catalogs. No quality is measured; these numbers say what ranking costs, not how well.**", "",
+             f"Reproduce: `{command}`.", "",
+             "## Setup", "",
+             f"- Catalogs: {', '.join(f'{n:,}' for n in plan.sizes)} items, seed {s.seed}; item embeddings are "
+             "clustered Gaussians (ceil(sqrt N) clusters) in a 16-d / 32-d latent space, randomly projected to "
+             "96-d behavior-like / 384-d unit-norm text-like vectors.",
+             f"- Histories: {plan.users} users per point, lengths resampled and items drawn by a Zipf popularity with "
+             f"the statistics of {stats.source}: mean length {stats.lengths.mean():.2f}, Zipf exponent "
+             f"{stats.zipf_exponent:.3f}" + (f" (rank-frequency fit, R^2 {stats.zipf_r2:.3f})." if stats.zipf_r2
+                                              is not None else "."),
+             "- SASRec / BERT4Rec: full ranking as a practitioner scores: a transformer user state (RecBole's cpu "
+             "size: hidden 64, 2 layers, 2 heads, history 50) times the N x 64 item table, then top-20 "
+             "(eager_bench.ranking.top_k); a torch stand-in of RecBole's network, not RecBole itself. Scores are "
+             f"computed in row blocks of at most {SCORE_BLOCK_BYTES >> 20} MB (the whole batch up to "
+             f"{SCORE_BLOCK_BYTES // (4 * 1024):,} items at batch 1024), so [B, N] scores and top_k's temporaries "
+             "never exist whole.",
+             f"- EAGER: both streams' 2-level balanced hierarchical k-means trees (hkmeans, k = ceil(sqrt N), "
+             f"{s.hkmeans_iters} iterations per split, the tokenizer's default is 100), the model's own `_prepare` "
+             "and `recommend` (pruned beam search at the cpu beam width 32 per stream, code_sum merge).",
+             f"- TIGER: {s.tiger_tokenizer} semantic IDs (3 x {s.tiger_codebook} + collision token, {s.tiger_iters} "
+             f"{'epochs' if s.tiger_tokenizer == 'rqvae' else 'iterations'}), the model's own vocabulary, T5 (cpu "
+             "size) and trie-constrained beam search (beam 20).",
+             f"- Timing: batches of each model's evaluation batch (`batch` column), {result['threads']} torch "
+             "thread(s); one untimed warm-up batch; decode_ms_mean = timed seconds / users, decode_ms_p95 = 95th "
+             "percentile of the batches' per-user times (over `batches` batches). build_s: the tokenizer fit alone "
+             "(embeddings are generated outside it).",
+             f"- Memory, as {result['memory_method']}: build_peak_mb for the code fit, decode_peak_mb for building "
+             "the network (random weights, item table) plus ranking. A point whose estimated need (`est_gb`) exceeds "
+             + (f"{plan.max_gb:g} GB" if plan.max_gb else "60% of the memory available at its start")
+             + " gets its batch halved until it fits (the `batch` column and the status say so), or is skipped; "
+               "for EAGER, where only the tree build would not fit, random leaves of the same tree shape stand in "
+               "(decode cost depends on the shape only) and build_s is not reported. Estimates are calibrated on "
+               "peaks measured at 10^4-3*10^4 items.",
+             "- ANN: " + (f"importable here: {', '.join(ann)} (not measured in this study)." if ann else
+                          f"none of {', '.join(ANN_LIBRARIES)} is importable in this venv, so approximate "
+                          "(sub-linear) scoring of the item table is not measured; full ranking here is exact."),
+             f"- Machine: {hw.get('cpu')} ({hw.get('cpu_count')} cores), torch {ctx['packages'].get('torch')}, "
+             f"commit {ctx['git_commit']}{' (dirty tree)' if ctx.get('git_dirty') else ''}, started "
+             f"{ctx['created']}, 1-minute load {ctx['load_avg_1min']} at the start"
+             + (f", {result['context_end']['load_avg_1min']} at the end" if result.get("context_end") else "")
+             + " (per point: load_before / load_after; above the core count the point shared its cores).", ""]
+    if result["pending"]:
+        lines += [f"**Pending points ({len(result['pending'])})** (study running or interrupted): "
+                  + ", ".join(result["pending"]) + ".", ""]
+    not_ok = [r for r in result["rows"] if not str(r["status"]).startswith("ok")]
+    if not_ok:
+        lines += ["**Points not measured**: " + "; ".join(f"{r['model']} N={r['items']:,}: {r['status']}"
+                                                          for r in not_ok), ""]
+    lines += ["## Fitted log-log exponents (quantity ~ N^a, numpy.polyfit via studies.powerlaw)", "",
+              "| model | decode ms/user a | R^2 | code build s a | R^2 | decode peak MB a | R^2 | points |",
+              "|---|---|---|---|---|---|---|---|"]
+    for model, fits in result["laws"].items():
+        n_pts = max((f.n_points for f in fits.values() if f is not None), default=0)
+        lines.append(f"| {model} | {_law(fits['decode_ms_mean'])} | {_law(fits['build_s'])} | "
+                     f"{_law(fits['decode_peak_mb'])} | {n_pts} |")
+    lines += ["", "## Crossover with full ranking (per-user decode time, on the fitted laws)", "",
+              "| generative | full ranking | laws meet at N | in measured range | verdict |", "|---|---|---|---|---|"]
+    for c in result["crossovers"]:
+        lines.append(f"| {c.model} | {c.reference} | {'-' if c.n is None else f'{c.n:,.4g}'} | "
+                     f"{'yes' if c.in_range else 'no'} | {c.verdict} |")
+    if not result["crossovers"]:
+        lines.append("| - | - | - | - | needs a generative and a full-ranking model with >= 2 sizes each |")
+    lines += ["", f"Plot: `{plot}` (cost only, random weights).", "", "## Points", "",
+              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
+              *["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in result["rows"]], ""]
+    return "\n".join(lines)
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, command: str, plot: bool = True) -> list[Path]:
+    """study_catalog[_<profile>].md / .csv / .json and (plot) the log-log figure under plots/, each written
+    atomically; the study rewrites the tables after every point and draws the figure at the end."""
+    from eager_bench.results import atomic_write_bytes, write_json
+    from eager_bench.studies.catalog_plot import catalog_plot
+
+    suffix = "" if result["plan"].name == "cpu" else f"_{result['plan'].name}"
+    stem = out_dir / f"study_catalog{suffix}"
+    plot_stem = out_dir / "plots" / f"study_catalog{suffix}"
+    plots = catalog_plot(result, plot_stem) if plot else []
+    md = stem.with_suffix(".md")
+    atomic_write_bytes(md, markdown(result, command, str(plot_stem.relative_to(out_dir)) + ".png").encode())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    csv_path = stem.with_suffix(".csv")
+    atomic_write_bytes(csv_path, buffer.getvalue().encode())
+    json_path = stem.with_suffix(".json")
+    laws = {m: {k: f and vars(f) for k, f in fits.items()} for m, fits in result["laws"].items()}
+    write_json(json_path, {"study": "catalog", "cost_only": True, "command": command, "rows": result["rows"],
+                           "laws": laws,
+                           "crossovers": [vars(c) for c in result["crossovers"]], "threads": result["threads"],
+                           "history_source": result["stats"].source, "zipf_exponent": result["stats"].zipf_exponent,
+                           "memory_method": result["memory_method"], "ann_libraries": result["ann"],
+                           "pending": result["pending"], "provenance": result["context"],
+                           "provenance_end": result.get("context_end")})
+    return [md, csv_path, json_path, *plots]
