@@ -241,7 +241,7 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
                 if value < best["loss"]:
                     best = {"step": step, "loss": value, "table": model.item.weight.detach()[1:].cpu().clone()}
                 elif patience and step - best["step"] >= patience * valid_every:
-                    stopped_by, stop = f"validation loss flat for {patience} validations", True
+                    stopped_by, stop = f"no new best validation loss for {patience} validations", True
                 log.info("DIN step %d: valid sampled loss %.4f (best %.4f at %d)", step, value, best["loss"],
                          best["step"])
             if progress is not None:

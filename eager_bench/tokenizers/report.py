@@ -33,7 +33,7 @@ def code_quality_report(dataset: str, tokenizer: str, embedding: str, profile: s
     tok = build_tokenizer(tokenizer, matrix, seed=seed, **params)
     report = {"dataset": dataset, "embedding": embedding, "embedding_dim": int(matrix.shape[1]),
               "embedding_record": {k: record.get(k) for k in ("model", "method", "profile", "config", "seconds",
-                                                              "valid_sampled_loss", "valid_priors", "steps",
+                                                              "valid_sampled_loss", "valid_priors", "valid_curve", "steps",
                                                               "stopped_by", "exported", "split_fingerprint")
                                    if k in record},
               "embedding_quality": record.get("quality", {}), "embedding_quality_line": quality_line(record),
