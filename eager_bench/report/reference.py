@@ -42,21 +42,29 @@ def load_reference(path: Path | None = None, required: bool = False) -> dict[tup
             raise BenchError(f"reference metrics file {path} does not exist (set ${REFERENCE_ENV})")
         return {}
     out: dict[tuple[str, str, str], Reported] = {}
+    for row, entry in _reported_rows(path, COLUMNS):
+        key = (row["model"], row["dataset"], row["metric"])
+        if key not in out or (row["paper"] == row["model"] and out[key].paper != row["model"]):
+            out[key] = entry
+    return out
+
+
+def _reported_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[dict[str, str], Reported]]:
+    """Every row of a reported-numbers CSV with its value parsed; one clear error for a missing column or a
+    value that is not a number."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
             raise BenchError(f"{path}: lacks column(s) {', '.join(missing)}")
+        rows = []
         for line, row in enumerate(reader, start=2):
             try:
                 value = float(row["value"])
             except ValueError:
                 raise BenchError(f"{path}:{line}: value {row['value']!r} is not a number") from None
-            key = (row["model"], row["dataset"], row["metric"])
-            entry = Reported(value, row["paper"], row["status"], row["source"])
-            if key not in out or (row["paper"] == row["model"] and out[key].paper != row["model"]):
-                out[key] = entry
-    return out
+            rows.append((row, Reported(value, row["paper"], row["status"], row["source"])))
+    return rows
 
 
 ABLATION_FILE = "reported_ablations.csv"
@@ -73,20 +81,9 @@ def load_ablation_reference(path: Path | None = None, metrics_path: Path | None 
     path = Path(path) if path is not None else reference_path(metrics_path).with_name(ABLATION_FILE)
     if not path.is_file():
         return {}
-    by_component: dict[tuple[str, str, str], Reported] = {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("components", "dataset", "metric", "value", "paper", "status", "source")
-                   if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BenchError(f"{path}: lacks column(s) {', '.join(missing)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                value = float(row["value"])
-            except ValueError:
-                raise BenchError(f"{path}:{line}: value {row['value']!r} is not a number") from None
-            by_component[(row["components"], row["dataset"], row["metric"])] = Reported(
-                value, row["paper"], row["status"], row["source"])
+    columns = ("components", "dataset", "metric", "value", "paper", "status", "source")
+    by_component = {(row["components"], row["dataset"], row["metric"]): entry
+                    for row, entry in _reported_rows(path, columns)}
     table2 = load_reference(metrics_path)
     out: dict[tuple[str, str, str], Reported] = {}
     for variant, component in TABLE3_ROWS.items():
