@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
+from baselines.t5_attention import use_bulk_attention_dropout
 from baselines.tiger_decode import CodeTable, constrained_beam_search, level_logits, top_k_distinct
 from eager_bench.compute import (DROPOUT_RNGS, PRECISIONS, apply_threads, autocast, resolve_dropout_rng,
                                   resolve_precision)
@@ -122,6 +123,7 @@ class TIGER(Recommender):
         model = T5ForConditionalGeneration(t5).to(self.device)
         if self.dropout_rng == "bulk":  # torch's CPU dropout draws one Bernoulli per element (eager_bench.fast_dropout)
             use_bulk_dropout(model)
+            use_bulk_attention_dropout(model)  # and T5's attention-weight dropout, a functional call inside sdpa
         return model
 
     def _encode(self, histories: np.ndarray, lengths: np.ndarray, users: np.ndarray | None) -> tuple[torch.Tensor,

@@ -18,24 +18,33 @@ from torch import nn
 LEVELS = 65536  # 16-bit uniforms
 
 
+def _keep_levels(p: float) -> int:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    return LEVELS - round(p * LEVELS)
+
+
+def bulk_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Functional form of BulkDropout (for dropout that a library calls as a function, e.g. attention weights)."""
+    keep_levels = _keep_levels(p)
+    if not training or keep_levels == LEVELS:
+        return x
+    n = x.numel()
+    # random_(-2^63, 2^63 - 1): every bit of the 64-bit word uniform (plain random_() leaves the top bit 0)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
+    uniform16 = words.view(torch.int16)[:n].view(x.shape)
+    mask = (uniform16 >= LEVELS // 2 - keep_levels).to(x.dtype).mul_(LEVELS / keep_levels)
+    return x * mask
+
+
 class BulkDropout(nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.keep_levels = LEVELS - round(p * LEVELS)
+        self.keep_levels = _keep_levels(p)
         self.p = 1.0 - self.keep_levels / LEVELS  # the probability actually used
-        self.threshold = LEVELS // 2 - self.keep_levels  # keep where a signed 16-bit uniform is >= this
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.keep_levels == LEVELS:
-            return x
-        n = x.numel()
-        # random_(-2^63, 2^63 - 1): every bit of the 64-bit word uniform (plain random_() leaves the top bit 0)
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
-        uniform16 = words.view(torch.int16)[:n].view(x.shape)
-        mask = (uniform16 >= self.threshold).to(x.dtype).mul_(LEVELS / self.keep_levels)
-        return x * mask
+        return bulk_dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p:.6f} (bulk 16-bit mask)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from eager_bench.fast_dropout import BulkDropout, use_bulk_dropout
+from eager_bench.fast_dropout import BulkDropout, bulk_dropout, use_bulk_dropout
 
 
 def test_drop_rate_and_scale_match_nn_dropout():
@@ -39,3 +39,53 @@ def test_every_dropout_module_of_a_transformer_is_swapped_and_gradients_flow():
     x = torch.randn(4, 5, 16, requires_grad=True)
     net.train()(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_functional_bulk_dropout_draws_the_module_s_mask():
+    x = torch.randn(32, 50)
+    torch.manual_seed(5)
+    a = BulkDropout(0.1).train()(x)
+    torch.manual_seed(5)
+    b = bulk_dropout(x, 0.1)
+    assert torch.equal(a, b)
+    assert torch.equal(bulk_dropout(x, 0.1, training=False), x)
+
+
+def _tiny_t5():
+    from transformers import T5Config, T5ForConditionalGeneration
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=40, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_decoder_layers=2, num_heads=2,
+                      dropout_rate=0.0, pad_token_id=0, decoder_start_token_id=0, use_cache=False)
+    return T5ForConditionalGeneration(config)
+
+
+def _t5_loss(model, dropout: float) -> torch.Tensor:
+    for module in model.modules():  # attention-weight dropout only: the nn.Dropout modules stay at 0
+        if hasattr(module, "relative_attention_num_buckets"):
+            module.dropout = dropout
+    ids = torch.tensor([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]])
+    labels = torch.tensor([[3, 4, 5], [6, 7, 8]])
+    return model.train()(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels).loss
+
+
+def test_t5_bulk_attention_is_sdpa_when_nothing_is_dropped_and_drops_in_training():
+    from baselines.t5_attention import NAME, use_bulk_attention_dropout
+    reference = _tiny_t5()
+    bulk = _tiny_t5()
+    use_bulk_attention_dropout(bulk)
+    assert bulk.config._attn_implementation == NAME and bulk.encoder.config._attn_implementation == NAME
+    # p = 1e-9 rounds to "keep every weight": the training path (own math, padding + causal + bias mask) must equal
+    # sdpa without dropout, in the loss and in every gradient
+    want = _t5_loss(reference, 0.0)
+    got = _t5_loss(bulk, 1e-9)
+    assert torch.allclose(got, want, atol=1e-6)
+    want.backward()
+    got.backward()
+    for (name, p), (_, q) in zip(reference.named_parameters(), bulk.named_parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+    # a real rate drops weights: the loss moves, reproducibly under a seed
+    torch.manual_seed(1)
+    a = _t5_loss(bulk, 0.5).item()
+    torch.manual_seed(1)
+    b = _t5_loss(bulk, 0.5).item()
+    assert a == b and abs(a - got.item()) > 1e-4

@@ -204,3 +204,25 @@ def test_cosine_anneals_by_the_budget_when_the_budget_runs_out_first(home):
     plain.model = torch.nn.Linear(2, 2)
     plain._budget_elapsed_s = 60.0
     assert plain._optimizer()[1].lr_lambdas[0](100) == pytest.approx(early)  # the older, step-only schedule
+
+
+def test_bulk_dropout_reaches_t5_attention_and_trains(stand_in_ids, home):
+    """dropout_rng bulk: no torch Dropout module and no sdpa-with-dropout call is left in training (both draw one
+    Bernoulli per element on CPU), and the run trains to a valid result."""
+    from baselines.t5_attention import NAME
+
+    out = run(RunSpec(model="TIGER", dataset="synthetic", profile="smoke", seed=0,
+                      overrides={"dropout_rng": "bulk", "max_steps": 10, "eval_every": 10, "latency_users": 0}),
+              results_dir=home / "results", show_progress=False, device=DEVICE)
+    assert out.record["training"]["dropout_rng"] == "bulk"
+    assert np.isfinite(out.record["training"]["valid_curve"][-1]["loss"])
+    from eager_bench.data.synthetic import make_synthetic
+    from eager_bench.models.base import RunContext
+    config = resolve_config(tiger_module.TIGER.config_file, "smoke", overrides={"dropout_rng": "bulk"})
+    model = tiger_module.TIGER(config, make_synthetic(), RunContext(run_dir=home / "run2", seed=0,
+                                                                    show_progress=False))
+    model.dropout_rng = "bulk"
+    model._setup_vocabulary(StandInIDs().fit(np.zeros((model.n_items, 1))))
+    t5 = model._new_model()
+    assert t5.config._attn_implementation == NAME
+    assert not any(type(m) is torch.nn.Dropout for m in t5.modules())
