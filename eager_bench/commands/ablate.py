@@ -24,6 +24,7 @@ COMPONENT_VARIANTS: dict[str, tuple[str, ...]] = {
     "two_stream": ("behavior_only", "semantic_only"),
     "table3": ("base_behavior", "base_semantic", "tsg", "no_transfer"),
     "gct": ("gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1"),  # weight / loss sweep, chosen on validation
+    "behavior_embedding": ("cooc_behavior",),  # DIN -> co-occurrence SVD under the behavior stream (a control)
 }
 COMPONENTS = (*COMPONENT_VARIANTS, "all")
 
@@ -65,7 +66,8 @@ def ablate(component: str = typer.Option(..., "--component", "-c",
                                          help=f"Component to remove: {', '.join(COMPONENTS)} (two_stream runs the "
                                               "behavior-only and semantic-only variants; table3 the paper's "
                                               "Table 3 rows: base_behavior, base_semantic, tsg, no_transfer = "
-                                              "TSG + GCT; gct the GCT weight/loss sweep)."),
+                                              "TSG + GCT; gct the GCT weight/loss sweep; behavior_embedding the "
+                                              "co-occurrence SVD in place of DIN)."),
            datasets: list[str] = typer.Option(None, "--dataset", "-d",
                                               help="Dataset(s), repeatable (default: the four benchmark datasets)."),
            profile: str = typer.Option("cpu", "--profile", "-p", help=f"One of {', '.join(PROFILES)}."),
