@@ -452,3 +452,21 @@ def test_ablation_reference_maps_variants_to_table3_rows(tmp_path):
     assert ref[("no_transfer", "Beauty", "Recall@5")].value == 0.0604
     assert ref[("default", "Beauty", "Recall@5")].value == 0.0618  # full = Table 2 when Table 3 has no full row
     assert ("no_contrastive", "Beauty", "Recall@5") not in ref  # the paper has no such row: never invented
+
+
+def test_report_command_shows_table3_beside_the_ablation_rows(tmp_path):
+    """`eager-bench report` writes ablations.md too: with the paper's Table 3 rows, as `ablate` does."""
+    root = tmp_path / "results"
+    rng = np.random.default_rng(2)
+    fake_run(root, "EAGER", "Beauty", random_ranks(rng, N_USERS, 0.3))
+    fake_run(root, "EAGER", "Beauty", random_ranks(rng, N_USERS, 0.3), variant="no_transfer")
+    metrics = tmp_path / "reported_metrics.csv"
+    metrics.write_text("paper,model,dataset,metric,value,status,source\n"
+                       "EAGER,EAGER,Beauty,Recall@5,0.0618,primary,Table 2\n")
+    (tmp_path / "reported_ablations.csv").write_text(
+        "paper,model,components,meaning,dataset,metric,value,status,source\n"
+        "EAGER,EAGER,tsg_gct,no STT,Beauty,Recall@5,0.0604,primary,Table 3\n")
+    build_report(root, reference=metrics, plots=False, check_current=False)
+    lines = (root / "ablations.md").read_text().splitlines()
+    rows = [i for i, line in enumerate(lines) if line.startswith("| EAGER (no_transfer)")]
+    assert rows and lines[rows[0] + 1].startswith("| ↳ paper") and "0.0604" in lines[rows[0] + 1]

@@ -82,7 +82,8 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
         return []
     board = build_leaderboard(runs, load_reference(reference), excluded=collection.excluded)
     written = write_tables(board, out_dir, stem_for("leaderboard", profiles), formats)
-    ablation = build_ablation(runs, excluded=collection.excluded) if ablations else None
+    ablation = build_ablation(runs, excluded=collection.excluded,
+                              reference=load_ablation_reference(metrics_path=reference)) if ablations else None
     if ablation is not None and not any(row.variant != DEFAULT_VARIANT for rows in ablation.rows.values()
                                         for row in rows):
         ablation = None  # EAGER's default alone is no ablation
