@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import create_position_bias_mask, sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from eager_bench.fast_dropout import bulk_dropout
 
@@ -29,29 +29,20 @@ def sdpa_bulk_dropout_attention(module: nn.Module, query: torch.Tensor, key: tor
     if dropout == 0.0 or not module.training:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=scaling,
                                       is_causal=is_causal, position_bias=position_bias, **kwargs)
-    q_length, kv_length = query.shape[2], key.shape[2]
-    causal = q_length > 1 and attention_mask is None and (is_causal if is_causal is not None
-                                                          else getattr(module, "is_causal", True))
-    if position_bias is not None:  # T5: the bias, the padding mask and causality folded into one additive mask
-        attention_mask = create_position_bias_mask(position_bias, attention_mask, causal, query, key)
-    elif causal:
-        attention_mask = (torch.arange(q_length, device=query.device)[:, None]
-                          >= torch.arange(kv_length, device=query.device)[None, :]).view(1, 1, q_length, kv_length)
+    # T5 always passes its relative-position bias (zeros in layers without one); the library folds bias, padding mask
+    # and causality into one additive mask, as its sdpa path does
+    causal = query.shape[2] > 1 and attention_mask is None and (is_causal if is_causal is not None
+                                                                else getattr(module, "is_causal", True))
+    mask = create_position_bias_mask(position_bias, attention_mask, causal, query, key)
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    scores = torch.matmul(query, key.transpose(2, 3)) * scale
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
+    scores = torch.matmul(query, key.transpose(2, 3)) * scale + mask
     weights = bulk_dropout(torch.softmax(scores, dim=-1), dropout, training=True)
     out = torch.matmul(weights.to(value.dtype), value)
     return out.transpose(1, 2).contiguous(), None
 
 
 def use_bulk_attention_dropout(model: PreTrainedModel) -> None:
-    """Switch a transformers model (T5 here) from `sdpa` to the same attention with bulk attention dropout."""
-    if NAME not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(NAME, sdpa_bulk_dropout_attention)
-        AttentionMaskInterface.register(NAME, sdpa_mask)
+    """Switch a T5 model from `sdpa` to the same attention with bulk attention dropout."""
+    AttentionInterface.register(NAME, sdpa_bulk_dropout_attention)  # registering again replaces the same entry
+    AttentionMaskInterface.register(NAME, sdpa_mask)
     model.set_attn_implementation(NAME)

@@ -120,6 +120,16 @@ def budget(model: str, updates: int | None) -> tuple[str, dict[str, Any]]:
     raise SystemExit(f"no throughput budget for model {model!r}")
 
 
+def measured_run(model: str, dataset: str, path: str, updates: int | None, seed: int,
+                 results: Path) -> tuple[dict[str, Any], np.ndarray]:
+    """One run of `path` and its per-user validation quality (DIN: sampled loss; the others: NDCG@10)."""
+    if model == "DIN":
+        row = din_run(dataset, path, updates, seed)
+        return row, row.pop("_valid_losses")
+    row = one_run(model, dataset, path, updates, seed, results)
+    return row, per_user_ndcg10(row.pop("_valid_ranks"))
+
+
 def per_user_ndcg10(valid_ranks: np.ndarray) -> np.ndarray:
     ranks = np.asarray(valid_ranks)
     gain = np.zeros(ranks.shape, dtype=np.float64)
@@ -178,27 +188,15 @@ def main() -> None:
                 if r["model"] not in args.models]
     with tempfile.TemporaryDirectory(prefix="eager-bench-throughput-") as tmp:
         for model in args.models:
-            if model == "DIN":
-                old, new = din_run(args.dataset, "old", args.updates, args.seed), \
-                    din_run(args.dataset, "new", args.updates, args.seed)
-                # lower is better for a loss: new - old < 0 is an improvement
-                quality_key = "valid_sampled_loss_new_minus_old"
-                old_losses = old.pop("_valid_losses")
-                quality = paired(old_losses, new.pop("_valid_losses"))
-                noise = None
-                if args.seed_noise:
-                    other = din_run(args.dataset, "old", args.updates, args.seed + 1)
-                    noise = paired(old_losses, other.pop("_valid_losses"))
-            else:
-                old = one_run(model, args.dataset, "old", args.updates, args.seed, Path(tmp))
-                new = one_run(model, args.dataset, "new", args.updates, args.seed, Path(tmp))
-                quality_key = "valid_NDCG@10_new_minus_old"
-                old_ndcg = per_user_ndcg10(old.pop("_valid_ranks"))
-                quality = paired(old_ndcg, per_user_ndcg10(new.pop("_valid_ranks")))
-                noise = None
-                if args.seed_noise:
-                    other = one_run(model, args.dataset, "old", args.updates, args.seed + 1, Path(tmp))
-                    noise = paired(old_ndcg, per_user_ndcg10(other.pop("_valid_ranks")))
+            old, old_quality = measured_run(model, args.dataset, "old", args.updates, args.seed, Path(tmp))
+            new, new_quality = measured_run(model, args.dataset, "new", args.updates, args.seed, Path(tmp))
+            # DIN: a loss, lower is better (new - old < 0 is an improvement); the others: NDCG@10
+            quality_key = "valid_sampled_loss_new_minus_old" if model == "DIN" else "valid_NDCG@10_new_minus_old"
+            quality = paired(old_quality, new_quality)
+            noise = None
+            if args.seed_noise:
+                _, other_quality = measured_run(model, args.dataset, "old", args.updates, args.seed + 1, Path(tmp))
+                noise = paired(old_quality, other_quality)
             row = {"model": model, "old": old, "new": new,
                    "speedup": round(new["samples_per_s"] / old["samples_per_s"], 3)
                    if old["samples_per_s"] and new["samples_per_s"] else None,
