@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from eager_bench.errors import BenchError
+from eager_bench.settings import RESULTS_RESERVED_DIRS
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "run_id", "model", "variant", "dataset", "profile", "seed", "config",
@@ -119,8 +120,11 @@ def read_ranks(json_path: Path) -> dict[str, np.ndarray]:
 
 
 def iter_results(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every result file under a results directory, in a stable order."""
+    """Every result file <dataset>/<model>/<run_id>.json under a results directory, in a stable order; the reserved
+    folders are not datasets (a benchmark writes e.g. benchmarks/<name>/train_throughput.json at the same depth)."""
     if not results_dir.is_dir():
         return
     for path in sorted(results_dir.glob("*/*/*.json")):
+        if path.relative_to(results_dir).parts[0] in RESULTS_RESERVED_DIRS:
+            continue
         yield path, read_run(path)

@@ -12,6 +12,9 @@ DATA_ENV = "EAGER_BENCH_DATA"
 HOME_ENV = "EAGER_BENCH_HOME"
 RESULTS_ENV = "EAGER_BENCH_RESULTS"
 MIRROR_ENV = "EAGER_BENCH_MIRROR"
+# Folders under a results directory that hold no run records (benchmark outputs, plots, study runs read by their own
+# study, the reference freeze, tokenizer reports): a dataset may not take one of these names.
+RESULTS_RESERVED_DIRS = frozenset({"benchmarks", "plots", "reference", "studies", "tokenizers"})
 
 
 def data_dir(explicit: str | Path | None = None) -> Path:

@@ -116,6 +116,32 @@ def test_only_newest_result_per_key_counts_and_smoke_is_excluded(tmp_path):
     assert {r.key.profile for r in collect_runs(root, profiles=None)} == {"cpu", "smoke"}
 
 
+def test_benchmark_outputs_at_run_depth_are_not_read_as_runs(tmp_path):
+    # A benchmark's --output benchmarks/<name>/train_throughput.json sits at <dataset>/<model>/<run>.json depth.
+    root = tmp_path / "r"
+    fake_run(root, "Markov", "Beauty", np.ones(50))
+    for reserved in ("benchmarks", "studies", "plots"):
+        (root / reserved / "some_bench").mkdir(parents=True)
+        (root / reserved / "some_bench" / "train_throughput.json").write_text('{"rows": []}\n')
+    assert [r.key.model for r in collect_runs(root)] == ["Markov"]
+    (root / "Beauty" / "Markov" / "broken.json").write_text('{"rows": []}\n')  # inside a dataset: still an error
+    with pytest.raises(BenchError, match="result file lacks"):
+        collect_runs(root)
+
+
+def test_the_committed_results_folder_is_readable():
+    # What `report` and `reproduce --check` read on a clean clone: every JSON at run depth is a run record.
+    runs = collect_runs(Path(__file__).resolve().parent.parent / "results", profiles=None)
+    assert runs and all(r.key.dataset not in ("benchmarks", "studies") for r in runs)
+
+
+def test_a_dataset_may_not_take_a_reserved_results_folder_name(tmp_path):
+    from eager_bench.data.registry import get_spec
+
+    with pytest.raises(BenchError, match="reserved"):
+        get_spec("benchmarks", tmp_path)
+
+
 def _reference(tmp_path: Path) -> Path:
     path = tmp_path / "reported_metrics.csv"
     path.write_text("paper,model,dataset,metric,value,status,source\n"

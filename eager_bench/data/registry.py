@@ -71,6 +71,9 @@ def get_spec(name: str, data_dir: str | Path | None = None) -> DatasetSpec:
     """The registered spec, else one from an entry point, `datasets.yaml` or a folder under the data directory."""
     if name in DATASETS:
         return DATASETS[name]
+    if name in settings.RESULTS_RESERVED_DIRS:
+        raise BenchError(f"dataset name {name!r} is reserved (a results folder of that name holds no runs); "
+                         f"rename the dataset folder")
     from eager_bench.data.order import order_spec
 
     view = order_spec(name, data_dir)  # <base>@order=asin
