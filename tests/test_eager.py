@@ -22,7 +22,8 @@ torch.set_num_threads(1)  # the CI machine has 2 shared cores; more threads over
 BRANCH = 12  # 144 leaves for 120 items: 24 duplicate leaves exercise deduplication
 
 
-def standin_inputs(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None):
+def standin_inputs(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None,
+                   overrides=None):
     """Random embeddings with topic structure + a local filled code table (duplicate leaves included)."""
     rng = np.random.default_rng([seed, len(stream)])
     n = dataset.n_items
@@ -222,7 +223,7 @@ def test_cosine_schedule_warms_up_then_anneals_to_zero_at_the_last_update():
 def test_random_tokenizer_reaches_the_stream_inputs(data, tmp_path, monkeypatch):
     seen = []
 
-    def spy(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None):
+    def spy(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None, overrides=None):
         seen.append(tokenizer)
         return standin_inputs(dataset, split, stream, branch, seed, profile, device)
 
@@ -230,6 +231,22 @@ def test_random_tokenizer_reaches_the_stream_inputs(data, tmp_path, monkeypatch)
     _, report, metrics = fit_eval(data, tmp_path, tokenizer="random")
     assert seen == ["random", "random"] and metrics["Recall@20"] >= 0
     assert any("RANDOM 2-level codes" in note for note in report["notes"])
+
+
+def test_din_selection_reaches_the_behavior_stream_s_embedding_only(data, tmp_path, monkeypatch):
+    seen = {}
+
+    def spy(dataset, split, stream, branch, seed, profile, device, tokenizer="hkmeans", kind=None, overrides=None):
+        seen[stream] = (kind, overrides)
+        return standin_inputs(dataset, split, stream, branch, seed, profile, device)
+
+    monkeypatch.setattr(eager_model, "stream_inputs", spy)
+    make(data, tmp_path, "din_neighbours")._prepare(data[1])
+    assert seen == {"behavior": ("din", {"select_on": "neighbours"}), "semantic": ("text", None)}
+    make(data, tmp_path)._prepare(data[1])
+    assert seen["behavior"] == ("din", None)  # the default DIN profile as it is (same cache key as before the key)
+    with pytest.raises(BenchError, match="din_select_on"):
+        make(data, tmp_path, din_select_on="test")
 
 
 def test_architectures_are_orthogonal_to_the_budget_profiles():

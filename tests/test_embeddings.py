@@ -207,10 +207,30 @@ def test_din_exports_the_validation_best_table_and_reports_priors():
     curve = record["valid_curve"]
     assert [s for s, _ in curve] == [2, 4, 6]
     best_step, best_loss = min(curve, key=lambda c: (c[1], c[0]))
-    assert record["valid_sampled_loss"] == best_loss and record["exported"].startswith(f"validation-best step {best_step}")
+    assert record["valid_sampled_loss"] == best_loss
+    assert record["exported"].startswith(f"validation-best (sampled loss) step {best_step}")
+    assert [s for s, _ in record["valid_neighbour_curve"]] == [2, 4, 6]
     assert set(record["valid_priors"]) == {"popularity", "uniform"}
     assert record["valid_priors"]["uniform"] == pytest.approx(np.log(40), abs=1e-3)  # logQ-corrected estimator
     assert "quality" in record and record["precision"] == "fp32"
     with pytest.raises(BenchError, match="precision must be one of"):
         embedding_record(ds, split, "din", profile="smoke", overrides={**config, "precision": "fp16"},
                          show_progress=False)
+    with pytest.raises(BenchError, match="select_on must be one of"):
+        embedding_record(ds, split, "din", profile="smoke", overrides={**config, "select_on": "test"},
+                         show_progress=False)
+
+
+@pytest.mark.slow
+def test_din_selected_on_neighbour_hit_rate_exports_the_table_that_scored_it():
+    from eager_bench.embeddings.quality import neighbour_hit_rate
+
+    ds = make_synthetic(n_users=60, n_items=40)
+    split = leave_one_out(ds)
+    config = {**DIN_FAST, "steps": 8, "valid_every": 2, "patience": 0, "precision": "fp32", "select_on": "neighbours"}
+    emb, record = embedding_record(ds, split, "din", profile="smoke", overrides=config, show_progress=False)
+    curve = record["valid_neighbour_curve"]
+    best_step, best_rate = max(curve, key=lambda c: (c[1], -c[0]))  # the first of equal rates is kept
+    assert record["exported"].startswith(f"validation-best (neighbour hit rate) step {best_step}")
+    assert neighbour_hit_rate(emb, split) == pytest.approx(best_rate, abs=1e-5)
+    assert record["quality"]["neighbour_hit_rate"] == pytest.approx(best_rate, abs=1e-5)

@@ -36,7 +36,7 @@ def _embedding_step(kind: str, profile: str = "cpu") -> str:
 
 
 def _eager(config: dict[str, Any], dataset, split, seed: int, device: str, steps: set[str]) -> list[str]:
-    from eager_bench.eager.model import EAGER, embedding_kind, stream_inputs
+    from eager_bench.eager.model import EAGER, embedding_kind, embedding_overrides, stream_inputs
     from eager_bench.embeddings import item_embeddings
     from eager_bench.models.base import RunContext
     from eager_bench import settings
@@ -49,12 +49,12 @@ def _eager(config: dict[str, Any], dataset, split, seed: int, device: str, steps
     for stream in built:
         kind = embedding_kind(config, stream)
         item_embeddings(dataset, split, kind, seed=seed, profile=config["pretrain_profile"], device=device,
-                        show_progress=False)
+                        overrides=embedding_overrides(config, stream), show_progress=False)
         done.append(f"{kind} embeddings ({config['pretrain_profile']})")
     if "eager-codes" in steps:  # a tree needs its stream's embeddings: only where this call has them
         for stream in built:
             stream_inputs(dataset, split, stream, model.branch, seed, config["pretrain_profile"], device,
-                          config["tokenizer"], embedding_kind(config, stream))
+                          config["tokenizer"], embedding_kind(config, stream), embedding_overrides(config, stream))
             done.append(f"{stream} codes (k={model.branch}, {config['tokenizer']})")
     return done
 

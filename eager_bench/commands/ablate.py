@@ -24,7 +24,8 @@ COMPONENT_VARIANTS: dict[str, tuple[str, ...]] = {
     "two_stream": ("behavior_only", "semantic_only"),
     "table3": ("base_behavior", "base_semantic", "tsg", "no_transfer"),
     "gct": ("gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1"),  # weight / loss sweep, chosen on validation
-    "behavior_embedding": ("cooc_behavior",),  # DIN -> co-occurrence SVD under the behavior stream (a control)
+    # the behavior stream's table: co-occurrence SVD in place of DIN (a control), DIN picked by neighbour hit rate
+    "behavior_embedding": ("cooc_behavior", "din_neighbours"),
 }
 COMPONENTS = (*COMPONENT_VARIANTS, "all")
 
@@ -67,7 +68,8 @@ def ablate(component: str = typer.Option(..., "--component", "-c",
                                               "behavior-only and semantic-only variants; table3 the paper's "
                                               "Table 3 rows: base_behavior, base_semantic, tsg, no_transfer = "
                                               "TSG + GCT; gct the GCT weight/loss sweep; behavior_embedding the "
-                                              "co-occurrence SVD in place of DIN)."),
+                                              "co-occurrence SVD in place of DIN, and DIN picked by its "
+                                              "neighbour hit rate)."),
            datasets: list[str] = typer.Option(None, "--dataset", "-d",
                                               help="Dataset(s), repeatable (default: the four benchmark datasets)."),
            profile: str = typer.Option("cpu", "--profile", "-p", help=f"One of {', '.join(PROFILES)}."),

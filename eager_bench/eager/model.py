@@ -40,11 +40,18 @@ BEHAVIOR_EMBEDDINGS = ("din", "cooc")  # `behavior_embedding`: EAGER's DIN, or t
 def embedding_kind(config: dict[str, Any], stream: str) -> str:
     """The item-embedding kind (eager_bench.embeddings) a stream's tree is built from."""
     return str(config.get("behavior_embedding", "din")) if stream == "behavior" else EMBEDDING_KIND[stream]
+
+
+def embedding_overrides(config: dict[str, Any], stream: str) -> dict[str, Any] | None:
+    """Overrides of the embedding trainer's profile a stream's tree is built from (None: the profile as it is)."""
+    if embedding_kind(config, stream) == "din" and config.get("din_select_on", "loss") != "loss":
+        return {"select_on": config["din_select_on"]}
+    return None
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
            "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
            "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS,
            "dropout_rng": DROPOUT_RNGS, "behavior_embedding": BEHAVIOR_EMBEDDINGS,
-           "arch": ("code", "paper_text")}
+           "din_select_on": ("loss", "neighbours"), "arch": ("code", "paper_text")}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
 
 
@@ -54,7 +61,8 @@ class TrainingHalted(BenchError):
 
 
 def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, profile: str,
-                  device: str, tokenizer: str, kind: str | None = None) -> dict[str, Any]:
+                  device: str, tokenizer: str, kind: str | None = None,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stream's pretrained item embeddings (`kind`, default EMBEDDING_KIND[stream]) and its 2-level codes,
     plus the embedding's quality line (tests replace this with small stand-ins). `random` keeps the tree's shape
     but deals items to leaves at random: the control for "do the codes matter"."""
@@ -66,7 +74,7 @@ def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, pr
     if kind == "text":
         kind = semantic_kind(dataset)  # attribute embeddings where the dataset has no item text
     emb, record = embedding_record(dataset, split, kind, seed=seed, profile=profile, device=device,
-                                   show_progress=False)
+                                   overrides=overrides, show_progress=False)
     emb = np.asarray(emb, dtype=np.float32)
     tok = build_tokenizer(tokenizer, emb, seed=seed, k=branch, levels=2)
     valid_codes, valid_items = tok.valid_codes()
@@ -183,7 +191,8 @@ class EAGER(Recommender):
         cfg = self.config
         self.inputs = inputs if inputs is not None else {
             s: stream_inputs(self.dataset, split, s, self.branch, self.context.seed, cfg["pretrain_profile"],
-                             self.context.device, cfg["tokenizer"], embedding_kind(cfg, s))
+                             self.context.device, cfg["tokenizer"], embedding_kind(cfg, s),
+                             embedding_overrides(cfg, s))
             for s in self.streams}
         for s, v in self.inputs.items():
             if v.get("quality"):
