@@ -496,3 +496,34 @@ def test_report_command_shows_table3_beside_the_ablation_rows(tmp_path):
     lines = (root / "ablations.md").read_text().splitlines()
     rows = [i for i, line in enumerate(lines) if line.startswith("| EAGER (no_transfer)")]
     assert rows and lines[rows[0] + 1].startswith("| ↳ paper") and "0.0604" in lines[rows[0] + 1]
+
+
+def test_table3_steps_compare_consecutive_rows_at_equal_updates_beside_the_papers_change(tmp_path):
+    import json
+
+    from eager_bench.report.reference import Reported
+    from eager_bench.report.tables import to_markdown
+
+    root = tmp_path / "r"
+    rng = np.random.default_rng(3)
+    for variant, rate in (("base_behavior", 0.1), ("tsg", 0.5), ("no_transfer", 0.5), ("default", 0.5)):
+        fake_run(root, "EAGER", "Beauty", random_ranks(rng, N_USERS, rate), variant=variant)
+    reference = {("base_behavior", "Beauty", "Recall@5"): Reported(0.0512, "EAGER", "primary", "Table 3"),
+                 ("tsg", "Beauty", "Recall@5"): Reported(0.0582, "EAGER", "primary", "Table 3")}
+    board = build_ablation(collect_runs(root), reference=reference)
+    steps = {(label, c.metric): c for label, c in board.steps}
+    assert set(label for label, _ in steps) == {"+ TSG (from the behavior base)", "+ GCT", "+ STT (= full)"}
+    tsg = steps[("+ TSG (from the behavior base)", "Recall@5")]
+    assert (tsg.a.variant, tsg.b.variant) == ("tsg", "base_behavior") and tsg.diff > 0 and tsg.significant
+    md = to_markdown(board)
+    line = next(x for x in md.splitlines() if "+ TSG (from the behavior base) | Recall@5" in x)
+    assert "0.0512 → 0.0582 | +13.7%" in line  # the paper's change for the same step
+    # a step whose two rows trained for different numbers of updates is left out and named
+    for path in (root / "Beauty" / "EAGER").glob("default-*.json"):
+        record = json.loads(path.read_text())
+        record["training"] = {"steps": 4185}
+        path.write_text(json.dumps(record))
+    board = build_ablation(collect_runs(root), reference=reference)
+    assert "+ STT (= full)" not in {label for label, _ in board.steps}
+    assert board.unequal_steps == [("cpu", "Beauty", "+ STT (= full)")]
+    assert "different numbers of updates: + STT (= full) (cpu, Beauty)" in to_markdown(board)

@@ -20,6 +20,13 @@ from eager_bench.report.stats import ALPHA, Interval, holm, paired_p_value, per_
 ABLATION_VARIANTS = ("default", "no_transfer", "tsg", "base_behavior", "base_semantic", "no_contrastive",
                      "behavior_only", "semantic_only", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1")
 
+# The paper's Table 3 adds one component per row: base (one stream) -> + TSG -> + GCT -> + STT (= full). Each step is
+# tested on its own (from-row against to-row), beside the paper's change for the same step.
+TABLE3_STEPS = (("base_behavior", "tsg", "+ TSG (from the behavior base)"),
+                ("base_semantic", "tsg", "+ TSG (from the semantic base)"),
+                ("tsg", "no_transfer", "+ GCT"), ("no_transfer", "default", "+ STT (= full)"))
+STEP_METRICS = ("Recall@5", "NDCG@5", "Recall@10", "NDCG@10")
+
 
 @dataclass(frozen=True)
 class Row:
@@ -81,6 +88,8 @@ class Board:
     unrun: list[tuple[str, str]] = field(default_factory=list)  # (model, dataset) the papers report, we have not
     reference: dict[tuple[str, str, str], Reported] = field(default_factory=dict)  # (model, dataset, metric)
     excluded: list[Excluded] = field(default_factory=list)  # result files the tables leave out, with the reason
+    steps: list[tuple[str, Comparison]] = field(default_factory=list)  # ablation: (Table 3 step label, to vs from)
+    unequal_steps: list[tuple[str, str, str]] = field(default_factory=list)  # (profile, dataset, step) left out
 
     def stale(self, profile: str, dataset: str, row: Row) -> bool:
         """The row's cells in this section come from stale result files."""
@@ -271,5 +280,17 @@ def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: s
                 if row != default and cell is not None:
                     comparisons.append(_compare(profile, dataset, metric, row, cell, default, base))
     _apply_holm(comparisons)
-    return Board("ablation", sections, rows, metrics, cells, comparisons, len(runs), reference=reference,
-                 excluded=[e for e in excluded or [] if wanted(e.run)])
+    board = Board("ablation", sections, rows, metrics, cells, comparisons, len(runs), reference=reference,
+                  excluded=[e for e in excluded or [] if wanted(e.run)])
+    for profile, dataset in sections:
+        for frm, to, label in TABLE3_STEPS:
+            a, b = Row(model, to), Row(model, frm)
+            if not all((profile, dataset, r, m) in cells for r in (a, b) for m in STEP_METRICS if m in metrics):
+                continue
+            if set(board.updates(profile, dataset, a)) != set(board.updates(profile, dataset, b)):
+                board.unequal_steps.append((profile, dataset, label))  # a step needs equal updates on both rows
+                continue
+            board.steps += [(label, _compare(profile, dataset, m, a, cells[(profile, dataset, a, m)], b,
+                                             cells[(profile, dataset, b, m)])) for m in STEP_METRICS if m in metrics]
+    _apply_holm([c for _, c in board.steps])  # a family of its own: the steps, not the variants against default
+    return board

@@ -128,6 +128,7 @@ def to_markdown(board: Board) -> str:
                 lines += ["", f"**Unequal budgets:** {unequal}: these rows measure budget as well as the component."]
         lines.append("")
     lines += _tests_markdown(board)
+    lines += _steps_markdown(board)
     if board.kind == "leaderboard":
         lines += _reported_markdown(board)
     lines += _missing_markdown(board)
@@ -260,6 +261,36 @@ def _tests_markdown(board: Board) -> list[str]:
         lines.append(f"| {c.profile} | {c.dataset} | {c.metric} | {a} | {b} | {c.diff:+.4f} | "
                      f"{_p(c.p_value)} | {_p(c.p_holm)} | {verdict} |")
     return lines + [""]
+
+
+def _steps_markdown(board: Board) -> list[str]:
+    """The paper's Table 3 read as steps (one component added per row), ours beside the paper's, each step tested."""
+    if not board.steps and not board.unequal_steps:
+        return []
+    lines = ["## Table 3, step by step", "",
+             "Each step adds one component (the paper's Table 3 rows in order) at equal updates; `change` is "
+             f"to ÷ from - 1, ours and the paper's. p: {TEST_NAME}, to-row against from-row; Holm's correction across "
+             f"the steps shown; α = {ALPHA}.", "",
+             "| profile | dataset | step | metric | ours: from → to | change | paper: from → to | paper's change | p | "
+             "p (Holm) |", "| --- | --- | --- | --- | --- | ---: | --- | ---: | ---: | ---: |"]
+    for label, c in board.steps:
+        frm = board.cell(c.profile, c.dataset, c.b, c.metric)
+        to = board.cell(c.profile, c.dataset, c.a, c.metric)
+        ours = f"{_num(frm.interval.mean)} → {_num(to.interval.mean)}"
+        change = _pct(to.interval.mean, frm.interval.mean)
+        pf, pt = board.reported(c.dataset, c.b, c.metric), board.reported(c.dataset, c.a, c.metric)
+        paper = f"{_num(pf.value)} → {_num(pt.value)}" if pf and pt else "–"
+        paper_change = _pct(pt.value, pf.value) if pf and pt else "–"
+        lines.append(f"| {c.profile} | {c.dataset} | {label} | {c.metric} | {ours} | {change} | {paper} | "
+                     f"{paper_change} | {_p(c.p_value)} | {_p(c.p_holm)} |")
+    if board.unequal_steps:
+        left = "; ".join(f"{label} ({profile}, {dataset})" for profile, dataset, label in board.unequal_steps)
+        lines += ["", f"Not shown, the two rows trained for different numbers of updates: {left}."]
+    return lines + [""]
+
+
+def _pct(value: float, base: float) -> str:
+    return f"{100 * (value / base - 1):+.1f}%" if base else "–"
 
 
 def _missing_markdown(board: Board) -> list[str]:
