@@ -107,6 +107,19 @@ def plan_points(plan: ProtocolPlan, datasets: list[str] | None = None,
     return points
 
 
+def table_points(plan: ProtocolPlan, datasets: list[str] | None = None,
+                 models: list[str] | None = None) -> list[Point]:
+    """The points a study's tables show: the plan's whole grid plus whatever was asked beyond it, so a run of a
+    subset (`-d Beauty -m EAGER`) fills its points without shrinking the committed table to them."""
+    pairs_ = list(dict.fromkeys([*plan.models, *resolve_models(plan, models)]))
+    return plan_points(plan, list(dict.fromkeys([*plan.datasets, *(datasets or [])])),
+                       [f"{model}/{variant}" for model, variant in pairs_])
+
+
+def point_key(point: Point) -> tuple[str, str, str, str]:
+    return point.dataset, point.order, point.model, point.variant
+
+
 # ------------------------------------------------------------------------------------------------ reuse checks
 def _git_is_ancestor(ancestor: str, commit: str) -> bool | None:
     from eager_bench.provenance import REPO_ROOT
@@ -214,7 +227,8 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
         raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
     plan = PLANS[profile]
     note = progress or (lambda _: None)
-    points = plan_points(plan, datasets, models)
+    asked = {point_key(p) for p in plan_points(plan, datasets, models)}  # only these may run
+    points = table_points(plan, datasets, models)
     result: dict[str, Any] = {"plan": plan, "profile": profile, "points": points, "skipped": [], "paired": [],
                               "results_root": settings.results_dir(results_dir),
                               "reference": load_reference(reference), "budget_minutes": budget_minutes,
@@ -224,7 +238,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
         note(f"{point.model} on {point.spec.dataset}")
         try:
             outcome = lookup(point, results_dir, data_dir, result["skipped"])
-            if outcome is None and execute:
+            if outcome is None and execute and point_key(point) in asked:
                 if budget_minutes and time.monotonic() - start > 60 * budget_minutes:
                     result["stopped_by_budget"] = True
                     point.why = f"not started: the {budget_minutes:g}-minute budget was spent"
@@ -235,7 +249,7 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
                         raise BenchError("the run finished but its result does not pass the reuse checks")
                     outcome.cached = False
             elif outcome is None:
-                point.why = "no stored result (--no-run)"
+                point.why = "no stored result (--no-run)" if not execute else "no stored result (not asked for)"
         except BenchError as exc:
             point.status, point.why = "failed", str(exc)
             outcome = None
