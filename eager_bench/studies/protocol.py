@@ -496,8 +496,10 @@ def plot(result: dict[str, Any], stem: Path) -> list[Path]:
     datasets = list(dict.fromkeys(t.dataset for t, _ in all_pairs))
     if not datasets:
         return []
+    # constrained layout makes room for the rotated labels, the legend and the title at any grid size (tight_layout
+    # could not with one dataset row of five models)
     fig, axes = plt.subplots(len(datasets), len(shown), figsize=(5.2 * len(shown), 3.3 * len(datasets) + 1.0),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     colors = {DEFAULT_ORDER: "tab:blue", ASIN: "tab:orange"}
     reference = result["reference"]
     for i, dataset in enumerate(datasets):
@@ -512,7 +514,7 @@ def plot(result: dict[str, Any], stem: Path) -> list[Path]:
                     p = t if order == DEFAULT_ORDER else a
                     if p.status != "done":
                         ax.text(xi + (k - 0.5) * 0.38, 0.0, p.status, rotation=90, ha="center", va="bottom",
-                                fontsize=6, color=colors[order])
+                                fontsize=6, color=colors[order], clip_on=True)
             for xi, (t, _) in zip(x, rows):
                 reported = reference.get((t.model, t.dataset, metric))
                 if reported is not None:
@@ -530,9 +532,9 @@ def plot(result: dict[str, Any], stem: Path) -> list[Path]:
             ax.set_axisbelow(True)
     handles, labels = axes[0][0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=len(unique), fontsize=8, frameon=False)
+    fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=len(unique), fontsize=8,
+               frameon=False)
     fig.suptitle(f"Time vs asin order ({result['profile']} profile): ours and the paper's numbers", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return _save(fig, stem)
 
 
