@@ -47,6 +47,8 @@ def embedding_overrides(config: dict[str, Any], stream: str) -> dict[str, Any] |
     if embedding_kind(config, stream) == "din" and config.get("din_select_on", "loss") != "loss":
         return {"select_on": config["din_select_on"]}
     return None
+
+
 CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks": ("fixed", "faithful"),
            "ranking": ("code_sum", "paper_confidence"), "windows": ("prefixes", "faithful"),
            "lr_schedule": ("inverse_sqrt", "cosine"), "tokenizer": ("hkmeans", "random"), "precision": PRECISIONS,

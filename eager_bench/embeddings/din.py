@@ -206,7 +206,7 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
     select_on = str(config["select_on"])
     valid_curve: list[tuple[int, float]] = []  # (step, sampled validation loss)
     neighbour_curve: list[tuple[int, float]] = []  # (step, neighbour hit rate of the item table)
-    best: dict[str, Any] = {"step": 0, "loss": math.inf, "score": -math.inf, "table": None}
+    best: dict[str, Any] = {"step": 0, "loss": math.inf, "neighbours": -math.inf, "table": None}
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -215,8 +215,7 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
         gen.set_state(state["generator"])
         valid_curve = [tuple(v) for v in state.get("valid_curve", [])]
         neighbour_curve = [tuple(v) for v in state.get("neighbour_curve", [])]
-        best = state.get("best", best)
-        best.setdefault("score", -best["loss"])  # checkpoints written before select_on selected on the loss
+        best = {"neighbours": -math.inf, **state.get("best", best)}  # older checkpoints kept the loss only
         log.info("DIN: resuming from %s at step %d", checkpoint, step)
     stopped_by = "step budget"
     rng = np.random.default_rng([seed, step])
@@ -254,9 +253,8 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
                 hits = round(neighbour_hit_rate(now.numpy(), split), 5)
                 valid_curve.append((step, value))
                 neighbour_curve.append((step, hits))
-                score = -value if select_on == "loss" else hits
-                if score > best["score"]:
-                    best = {"step": step, "loss": value, "neighbours": hits, "score": score, "table": now.clone()}
+                if _better(value, hits, best, select_on):
+                    best = {"step": step, "loss": value, "neighbours": hits, "table": now.clone()}
                 elif patience and step - best["step"] >= patience * valid_every:
                     stopped_by, stop = f"no new best validation {_criterion(select_on)} for {patience} validations", True
                 log.info("DIN step %d: valid sampled loss %.4f, next-item neighbour hit rate %.4f (best %s at %d)",
@@ -315,6 +313,11 @@ def valid_losses(model: Any, split: Any, config: dict[str, Any], n_items: int, s
     if is_module:
         model.train()
     return np.concatenate(losses).astype(np.float64) if losses else np.zeros(0)
+
+
+def _better(loss: float, hits: float, best: dict[str, Any], select_on: str) -> bool:
+    """Whether a validation (its sampled loss and neighbour hit rate) beats the best so far by `select_on`."""
+    return loss < best["loss"] if select_on == "loss" else hits > best["neighbours"]
 
 
 def _criterion(select_on: str) -> str:

@@ -282,15 +282,16 @@ def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: s
     _apply_holm(comparisons)
     board = Board("ablation", sections, rows, metrics, cells, comparisons, len(runs), reference=reference,
                   excluded=[e for e in excluded or [] if wanted(e.run)])
+    step_metrics = [m for m in STEP_METRICS if m in metrics]
     for profile, dataset in sections:
         for frm, to, label in TABLE3_STEPS:
             a, b = Row(model, to), Row(model, frm)
-            if not all((profile, dataset, r, m) in cells for r in (a, b) for m in STEP_METRICS if m in metrics):
+            if not step_metrics or not all((profile, dataset, r, m) in cells for r in (a, b) for m in step_metrics):
                 continue
             if set(board.updates(profile, dataset, a)) != set(board.updates(profile, dataset, b)):
                 board.unequal_steps.append((profile, dataset, label))  # a step needs equal updates on both rows
                 continue
             board.steps += [(label, _compare(profile, dataset, m, a, cells[(profile, dataset, a, m)], b,
-                                             cells[(profile, dataset, b, m)])) for m in STEP_METRICS if m in metrics]
+                                             cells[(profile, dataset, b, m)])) for m in step_metrics]
     _apply_holm([c for _, c in board.steps])  # a family of its own: the steps, not the variants against default
     return board

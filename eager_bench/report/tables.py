@@ -40,7 +40,7 @@ def _marked(board: Board, profile: str, dataset: str, row: Row, metric: str) -> 
     if board.kind == "ablation" and comp is not None:
         base = board.cell(profile, dataset, comp.b, metric)
         if base is not None and base.interval.mean > 0:
-            delta = f"{100 * comp.diff / base.interval.mean:+.1f}%"
+            delta = _pct(cell.interval.mean, base.interval.mean)
     return cell, cell.interval.mean == best, comp is not None and comp.significant, delta
 
 
@@ -290,7 +290,8 @@ def _steps_markdown(board: Board) -> list[str]:
 
 
 def _pct(value: float, base: float) -> str:
-    return f"{100 * (value / base - 1):+.1f}%" if base else "–"
+    """Relative change of `value` against `base` ("–" without a base)."""
+    return f"{100 * (value - base) / base:+.1f}%" if base else "–"
 
 
 def _missing_markdown(board: Board) -> list[str]:

@@ -111,9 +111,9 @@ def table_points(plan: ProtocolPlan, datasets: list[str] | None = None,
                  models: list[str] | None = None) -> list[Point]:
     """The points a study's tables show: the plan's whole grid plus whatever was asked beyond it, so a run of a
     subset (`-d Beauty -m EAGER`) fills its points without shrinking the committed table to them."""
-    pairs_ = list(dict.fromkeys([*plan.models, *resolve_models(plan, models)]))
+    shown = list(dict.fromkeys([*plan.models, *resolve_models(plan, models)]))
     return plan_points(plan, list(dict.fromkeys([*plan.datasets, *(datasets or [])])),
-                       [f"{model}/{variant}" for model, variant in pairs_])
+                       [f"{model}/{variant}" for model, variant in shown])
 
 
 def point_key(point: Point) -> tuple[str, str, str, str]:
