@@ -163,6 +163,9 @@ def test_study_runs_cheap_models_and_shows_the_rest_pending(tmp_path: Path) -> N
     others = [r for r in everything if r not in metrics]
     assert {r["model"] for r in others} == {"SASRec", "EAGER", "TIGER"} and all(r["status"] != "done" for r in others)
     assert not (studies / "synthetic" / "EAGER").exists() and "not asked for" in text
+    # what completes the table is the grid's command, not the subset's (which would leave SASRec etc. pending)
+    assert "Complete with: `eager-bench study protocol --profile smoke` (finished points" in text
+    assert "Reproduce: `eager-bench study protocol --profile smoke` (this file was last written by" in text
     markov = {r["order"]: float(r["value"]) for r in metrics if r["model"] == "Markov" and r["metric"] == "NDCG@10"}
     record = read_run(next((studies / "synthetic@order=asin" / "Markov").glob("*.json")))
     assert markov["asin"] == pytest.approx(record["metrics"]["test"]["NDCG@10"], rel=1e-5)

@@ -360,14 +360,26 @@ def _label(model: str, variant: str) -> str:
     return model if variant == DEFAULT_VARIANT else f"{model} ({variant})"
 
 
+def grid_command(plan: ProtocolPlan, points: list[Point]) -> str:
+    """The command that runs every point of the table (finished ones are reused): the profile's grid plus the
+    datasets and models a subset run added beyond it. A subset run's own command (`-d Toys -m EAGER`) would leave
+    the other pending points pending."""
+    parts = ["eager-bench study protocol"] + ([] if plan.profile == "cpu" else [f"--profile {plan.profile}"])
+    parts += [f"-d {d}" for d in dict.fromkeys(p.dataset for p in points) if d not in plan.datasets]
+    parts += [f"-m {m}/{v}" for m, v in dict.fromkeys((p.model, p.variant) for p in points)
+              if (m, v) not in plan.models]
+    return " ".join(parts)
+
+
 def to_markdown(result: dict[str, Any], command: str) -> str:
     plan: ProtocolPlan = result["plan"]
     points: list[Point] = result["points"]
     main = result["results_root"]
     done = sum(p.status == "done" for p in points)
-    rerun = command.replace(" --no-run", "")
+    rerun = grid_command(plan, points)
+    written_by = "" if command.replace(" --no-run", "") == rerun else f" (this file was last written by `{command}`)"
     lines = [f"# Protocol study: which data order reproduces the published numbers ({result['profile']} profile)",
-             "", f"Reproduce: `{command}`.", "",
+             "", f"Reproduce: `{rerun}`{written_by}.", "",
              f"{done} of {len(points)} points have a result. Every point is a normal run (`eager-bench run`'s "
              f"runner; result file with provenance and per-user ranks), profile `{plan.profile}`, seed 0. Order "
              "`time` = the files' order (dataset `X`, the default everywhere); `asin` = each user's items sorted by "
