@@ -89,6 +89,17 @@ def test_recommendations_are_distinct_valid_and_never_pad_with_a_real_item(data,
         assert np.all(row[len(real):] == NO_ITEM)  # pads only at the end, never a real id
 
 
+def test_result_names_the_embeddings_and_codes_it_trained_on(data, tmp_path):
+    m, report, _ = fit_eval(data, tmp_path)
+    digest = report["inputs_sha256"]
+    assert set(digest) == {"behavior", "semantic"}
+    assert all(len(d["embeddings"]) == len(d["codes"]) == 16 for d in digest.values())
+    assert digest == m.inputs_digest()  # a pure function of the inputs
+    m.inputs["behavior"]["codes"] = m.inputs["behavior"]["codes"][::-1]  # other codes: another digest
+    assert m.inputs_digest()["behavior"]["codes"] != digest["behavior"]["codes"]
+    assert m.inputs_digest()["semantic"] == digest["semantic"]
+
+
 @pytest.mark.slow
 def test_same_seed_same_metrics(data, tmp_path):
     a = fit_eval(data, tmp_path / "a")[2]

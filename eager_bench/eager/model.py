@@ -8,6 +8,8 @@ result names the setting behind each number.
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import math
 import time
@@ -399,7 +401,17 @@ class EAGER(Recommender):
                 "branch": self.branch, "streams": self.streams, "world_size": self.ddp.world_size,
                 "precision": self.precision, "threads": torch.get_num_threads(), "dropout_rng": self.dropout_rng,
                 "time_to_95pct_of_best_valid": time_to_fraction(state["curve"]), "resumed_at": resumed_at,
-                "notes": notes}
+                "inputs_sha256": self.inputs_digest(), "notes": notes}
+
+    def inputs_digest(self) -> dict[str, dict[str, str]]:
+        """sha256 (16 hex) of each stream's item embeddings (float32) and codes: two results whose configs agree
+        were trained on the same codes only if these agree too (a DIN or text encoder that computed differently on
+        another CPU would otherwise go unseen; the ablation table relies on equal inputs)."""
+        def sha(array: np.ndarray, dtype: type) -> str:
+            return hashlib.sha256(np.ascontiguousarray(array, dtype=dtype).tobytes()).hexdigest()[:16]
+
+        return {s: {"embeddings": sha(v["embeddings"], np.float32), "codes": sha(v["codes"], np.int64)}
+                for s, v in self.inputs.items()}
 
     # ------------------------------------------------------------------ inference
 
