@@ -527,3 +527,29 @@ def test_table3_steps_compare_consecutive_rows_at_equal_updates_beside_the_paper
     assert "+ STT (= full)" not in {label for label, _ in board.steps}
     assert board.unequal_steps == [("cpu", "Beauty", "+ STT (= full)")]
     assert "different numbers of updates: + STT (= full) (cpu, Beauty)" in to_markdown(board)
+
+
+def test_ablation_names_rows_trained_on_other_codes_than_the_default(tmp_path):
+    import json
+
+    from eager_bench.report.tables import to_markdown
+
+    root = tmp_path / "r"
+    rng = np.random.default_rng(4)
+    digests = {"default": {"behavior": {"embeddings": "a" * 16, "codes": "b" * 16},
+                           "semantic": {"embeddings": "c" * 16, "codes": "d" * 16}},
+               "tsg": {"behavior": {"embeddings": "a" * 16, "codes": "b" * 16},
+                       "semantic": {"embeddings": "c" * 16, "codes": "d" * 16}},
+               "cooc_behavior": {"behavior": {"embeddings": "e" * 16, "codes": "f" * 16},
+                                 "semantic": {"embeddings": "c" * 16, "codes": "d" * 16}},
+               "base_semantic": {"semantic": {"embeddings": "c" * 16, "codes": "0" * 16}}}
+    for variant, digest in digests.items():
+        path = fake_run(root, "EAGER", "Beauty", random_ranks(rng, N_USERS, 0.3), variant=variant)
+        record = json.loads(path.read_text())
+        record["training"] = {"steps": 100, "inputs_sha256": digest}
+        path.write_text(json.dumps(record))
+    md = to_markdown(build_ablation(collect_runs(root)))
+    line = next(x for x in md.splitlines() if x.startswith("**Inputs differ from the default row's**"))
+    assert "EAGER (cooc_behavior) (behavior codes, behavior embeddings)" in line
+    assert "EAGER (base_semantic) (semantic codes)" in line
+    assert "(tsg)" not in line  # same codes: nothing to say

@@ -119,6 +119,13 @@ class Board:
             return []
         return [int(s) for r in cell.runs if (s := (r.record.get("training") or {}).get("steps")) is not None]
 
+    def inputs(self, profile: str, dataset: str, row: Row) -> dict[int, dict[str, dict[str, str]]]:
+        """Per seed, the sha256 of each stream's item embeddings and codes the row's runs trained on
+        (`training.inputs_sha256`; runs written before it was recorded are absent)."""
+        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
+        return {r.key.seed: d for r in (cell.runs if cell else [])
+                if (d := (r.record.get("training") or {}).get("inputs_sha256"))}
+
     def shown_runs(self) -> list[Run]:
         """Every run behind a cell, once, in key order."""
         seen: dict[str, Run] = {}

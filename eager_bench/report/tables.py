@@ -126,6 +126,12 @@ def to_markdown(board: Board) -> str:
             unequal = _unequal_updates(board, profile, dataset)
             if unequal:
                 lines += ["", f"**Unequal budgets:** {unequal}: these rows measure budget as well as the component."]
+            differing = _differing_inputs(board, profile, dataset)
+            if differing:
+                lines += ["", f"**Inputs differ from the default row's** (item embeddings or codes, by the sha256 in "
+                          f"each result's `training.inputs_sha256`, same seed): {differing}. Expected where the "
+                          "variant replaces them (another behavior embedding, random codes); anywhere else the two "
+                          "rows did not train on the same codes."]
         lines.append("")
     lines += _tests_markdown(board)
     lines += _steps_markdown(board)
@@ -144,6 +150,23 @@ def _unequal_updates(board: Board, profile: str, dataset: str) -> str:
         return ""
     odd = [f"{row.label} ({', '.join(f'{u:,}' for u in sorted(set(ups)))} vs {', '.join(f'{u:,}' for u in sorted(reference))})"
            for row in board.rows[profile] if (ups := board.updates(profile, dataset, row)) and set(ups) != reference]
+    return "; ".join(odd)
+
+
+def _differing_inputs(board: Board, profile: str, dataset: str) -> str:
+    """The rows of an ablation section that trained a stream on other embeddings or codes than the default row's
+    run of the same seed ('' when all that can be compared agree)."""
+    default = Row(board.rows[profile][0].model, DEFAULT_VARIANT) if board.rows[profile] else None
+    reference = board.inputs(profile, dataset, default) if default else {}
+    odd = []
+    for row in board.rows[profile]:
+        if row == default:
+            continue
+        streams = sorted({f"{stream} {part}" for seed, digest in board.inputs(profile, dataset, row).items()
+                          for stream, parts in digest.items() if stream in reference.get(seed, {})
+                          for part, value in parts.items() if reference[seed][stream].get(part) != value})
+        if streams:
+            odd.append(f"{row.label} ({', '.join(streams)})")
     return "; ".join(odd)
 
 
