@@ -234,3 +234,23 @@ def test_din_selected_on_neighbour_hit_rate_exports_the_table_that_scored_it():
     assert record["exported"].startswith(f"validation-best (neighbour hit rate) step {best_step}")
     assert neighbour_hit_rate(emb, split) == pytest.approx(best_rate, abs=1e-5)
     assert record["quality"]["neighbour_hit_rate"] == pytest.approx(best_rate, abs=1e-5)
+
+
+@pytest.mark.parametrize("dropout_rng", ["torch", "bulk"])
+def test_killed_din_resumes_to_the_same_table(tmp_path, dropout_rng):
+    from eager_bench.embeddings.behaviour import behaviour_config
+    from eager_bench.embeddings.din import fit_din
+    from eager_bench.models.training_state import TrainingHalted
+
+    split = leave_one_out(make_synthetic(n_users=60, n_items=40))
+    # several epochs of batch 8 (so the reshuffle is crossed), a halt off the checkpoint grid, validations around it
+    config = behaviour_config("din", "smoke", {**DIN_FAST, "batch_size": 32, "steps": 40, "checkpoint_every": 15, "valid_every": 10,
+                                               "precision": "fp32", "dropout_rng": dropout_rng})
+    _, whole, report = fit_din(split, config, checkpoint=tmp_path / "whole.pt", show_progress=False)
+    with pytest.raises(TrainingHalted):
+        fit_din(split, config, checkpoint=tmp_path / "killed.pt", show_progress=False, halt_after=23)
+    _, resumed, again = fit_din(split, config, checkpoint=tmp_path / "killed.pt", show_progress=False)
+    assert report["epochs"] > 2
+    np.testing.assert_array_equal(resumed, whole)
+    assert again["valid_curve"] == report["valid_curve"] and again["exported"] == report["exported"]
+    assert again["train_loss_curve"] == report["train_loss_curve"]

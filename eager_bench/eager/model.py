@@ -30,7 +30,7 @@ from eager_bench.errors import BenchError
 from eager_bench.fast_dropout import use_bulk_dropout
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
-from eager_bench.models.training_state import load_training_state, save_training_state
+from eager_bench.models.training_state import TrainingHalted, load_training_state, save_training_state
 from eager_bench.split import Split
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,6 @@ CHOICES = {"stream": STREAMS, "gct_loss": ("infonce", "smooth_l1"), "stt_quirks"
            "dropout_rng": DROPOUT_RNGS, "behavior_embedding": BEHAVIOR_EMBEDDINGS,
            "din_select_on": ("loss", "neighbours"), "arch": ("code", "paper_text")}
 FAITHFUL_MIN_TARGET = 4  # the code's windows: 0-based positions < min_seq_len - 1 = 4 are never targets
-
-
-class TrainingHalted(BenchError):
-    """Raised by the `halt_after_steps` testing aid: the run stops as if killed, leaving its checkpoint (the CLI
-    prints one line; rerunning the same command resumes)."""
 
 
 def stream_inputs(dataset, split: Split, stream: str, branch: int, seed: int, profile: str,

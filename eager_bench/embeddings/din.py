@@ -32,6 +32,7 @@ from eager_bench.compute import (DROPOUT_RNGS, PRECISIONS, apply_threads, autoca
 from eager_bench.embeddings.quality import neighbour_hit_rate
 from eager_bench.errors import BenchError
 from eager_bench.fast_dropout import use_bulk_dropout
+from eager_bench.models.training_state import TrainingHalted, load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
 # What picks the exported table: the sampled validation loss scores the whole network (attention + MLP), which on
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 # halves); the neighbour hit rate scores the item table itself, on the held-out (last training item, validation
 # target) pairs of eager_bench.embeddings.quality.
 SELECT_ON = ("loss", "neighbours")
+CHECKPOINT_FORMAT = 2  # 2: training_state.py's format plus the sampling order (1: model/optimiser only, inexact)
 
 
 class Dice(nn.Module):
@@ -181,8 +183,12 @@ def train_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "
 
 
 def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cpu", show_progress: bool = True,
-            checkpoint: Path | None = None, network: type[DIN] = DIN) -> tuple[DIN, np.ndarray, dict[str, Any]]:
+            checkpoint: Path | None = None, network: type[DIN] = DIN,
+            halt_after: int = 0) -> tuple[DIN, np.ndarray, dict[str, Any]]:
     """(trained model as it ended, exported item table [n_items, emb_dim], report).
+
+    A killed run resumes from `checkpoint` exactly (model, optimizer, torch and sampling RNGs, the epoch's shuffled
+    order and position); `halt_after` > 0 is the testing aid that stops as if killed after that step, leaving it.
 
     With `valid_every` > 0 the sampled validation loss and the item table's neighbour hit rate are measured every that
     many steps and the table of the best one by `select_on` is exported (selection on validation); `patience` > 0
@@ -207,20 +213,19 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
     valid_curve: list[tuple[int, float]] = []  # (step, sampled validation loss)
     neighbour_curve: list[tuple[int, float]] = []  # (step, neighbour hit rate of the item table)
     best: dict[str, Any] = {"step": 0, "loss": math.inf, "neighbours": -math.inf, "table": None}
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
+    rng = np.random.default_rng([seed, 0])  # the stream earlier tables were trained with: cached tables stay valid
+    order, cursor = rng.permutation(len(labels)), 0
+    state = _resume(checkpoint, model, optimiser, device)
+    if state is not None:
         step, losses = int(state["step"]), list(state["losses"])
         gen.set_state(state["generator"])
-        valid_curve = [tuple(v) for v in state.get("valid_curve", [])]
-        neighbour_curve = [tuple(v) for v in state.get("neighbour_curve", [])]
-        best = {"neighbours": -math.inf, **state.get("best", best)}  # older checkpoints kept the loss only
+        rng.bit_generator.state = state["numpy_rng"]
+        order, cursor = np.asarray(state["order"]), int(state["cursor"])
+        valid_curve = [tuple(v) for v in state["valid_curve"]]
+        neighbour_curve = [tuple(v) for v in state["neighbour_curve"]]
+        best = state["best"]
         log.info("DIN: resuming from %s at step %d", checkpoint, step)
     stopped_by = "step budget"
-    rng = np.random.default_rng([seed, step])
-    order = rng.permutation(len(labels))
-    cursor = 0
     model.train()
     progress = None
     if show_progress:
@@ -261,12 +266,16 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
                          step, value, hits, _criterion(select_on), best["step"])
             if progress is not None:
                 progress.update(task, completed=step, description=f"DIN loss {np.mean(losses[-50:]):.3f}")
-            if checkpoint is not None and (step % int(config["checkpoint_every"]) == 0 or step == steps or stop):
-                tmp = checkpoint.with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                            "losses": losses, "generator": gen.get_state(), "config": config,
-                            "valid_curve": valid_curve, "neighbour_curve": neighbour_curve, "best": best}, tmp)
-                tmp.replace(checkpoint)
+            halt = bool(halt_after) and step == halt_after and step < steps
+            if checkpoint is not None and (step % int(config["checkpoint_every"]) == 0 or step == steps or stop
+                                           or halt):
+                save_training_state(checkpoint, model, optimiser, None,
+                                    {"format": CHECKPOINT_FORMAT, "step": step, "losses": losses,
+                                     "generator": gen.get_state(), "numpy_rng": rng.bit_generator.state,
+                                     "order": order, "cursor": cursor, "config": config, "valid_curve": valid_curve,
+                                     "neighbour_curve": neighbour_curve, "best": best}, torch.device(device))
+            if halt:
+                raise TrainingHalted(f"DIN halted after step {step} (halt_after)")
             if stop:
                 break
     finally:
@@ -294,6 +303,20 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
                              "checkpoints on test)" if valid_every else
                              "fixed step count, final checkpoint (the code chose DIN checkpoints on test)",
                              "chronological sequences (the code used file order)"]}
+
+
+def _resume(checkpoint: Path | None, model: DIN, optimiser: torch.optim.Optimizer,
+            device: str) -> dict[str, Any] | None:
+    """The loop state of a resumable checkpoint (model, optimizer and torch RNG restored), or None to start fresh.
+    A checkpoint of the older format (no sampling-order state, so it could not resume exactly) is set aside."""
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    saved = torch.load(checkpoint, map_location=device, weights_only=False)
+    if (saved.get("state") or {}).get("format") != CHECKPOINT_FORMAT:
+        log.warning("DIN: %s is an older checkpoint format that cannot resume exactly; training from step 0",
+                    checkpoint)
+        return None
+    return load_training_state(checkpoint, model, optimiser, None, torch.device(device))
 
 
 @torch.no_grad()
