@@ -226,3 +226,28 @@ def test_bulk_dropout_reaches_t5_attention_and_trains(stand_in_ids, home):
     t5 = model._new_model()
     assert t5.config._attn_implementation == NAME
     assert not any(type(m) is torch.nn.Dropout for m in t5.modules())
+
+
+def test_bulk_attention_computes_what_sdpa_computes_in_training():
+    """With a dropout that rounds to nothing (p < 1/131072: every weight kept) the bulk attention path is sdpa's
+    training computation: same padding, causal and position-bias masks in encoder, decoder and cross-attention, so
+    bulk dropout changes only which weights are dropped (TIGER's 300-update quality gap is not a masking bug)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from baselines.t5_attention import use_bulk_attention_dropout
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                      dropout_rate=1e-7, feed_forward_proj="relu", decoder_start_token_id=0, pad_token_id=0)
+    t5 = T5ForConditionalGeneration(config)
+    t5.set_attn_implementation("sdpa")
+    t5.train()
+    ids = torch.randint(1, 100, (3, 7))
+    ids[0, 5:] = 0  # one padded history
+    labels = torch.randint(1, 100, (3, 4))
+    batches = [(ids, (ids != 0).long()), (ids.clamp(min=1), torch.ones_like(ids))]
+    sdpa = [t5(input_ids=i, attention_mask=m, labels=labels).loss.item() for i, m in batches]
+    use_bulk_attention_dropout(t5)
+    bulk = [t5(input_ids=i, attention_mask=m, labels=labels).loss.item() for i, m in batches]
+    for a, b in zip(sdpa, bulk):
+        assert b == pytest.approx(a, abs=1e-5)
