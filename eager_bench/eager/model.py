@@ -9,7 +9,6 @@ result names the setting behind each number.
 from __future__ import annotations
 
 import hashlib
-
 import logging
 import math
 import time

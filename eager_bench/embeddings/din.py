@@ -32,7 +32,8 @@ from eager_bench.compute import (DROPOUT_RNGS, PRECISIONS, apply_threads, autoca
 from eager_bench.embeddings.quality import neighbour_hit_rate
 from eager_bench.errors import BenchError
 from eager_bench.fast_dropout import use_bulk_dropout
-from eager_bench.models.training_state import TrainingHalted, load_training_state, save_training_state
+from eager_bench.models.training_state import (TrainingHalted, read_training_state, restore_training_state,
+                                               save_training_state)
 
 log = logging.getLogger(__name__)
 # What picks the exported table: the sampled validation loss scores the whole network (attention + MLP), which on
@@ -272,7 +273,7 @@ def fit_din(split: Any, config: dict[str, Any], seed: int = 0, device: str = "cp
                 save_training_state(checkpoint, model, optimiser, None,
                                     {"format": CHECKPOINT_FORMAT, "step": step, "losses": losses,
                                      "generator": gen.get_state(), "numpy_rng": rng.bit_generator.state,
-                                     "order": order, "cursor": cursor, "config": config, "valid_curve": valid_curve,
+                                     "order": order, "cursor": cursor, "valid_curve": valid_curve,
                                      "neighbour_curve": neighbour_curve, "best": best}, torch.device(device))
             if halt:
                 raise TrainingHalted(f"DIN halted after step {step} (halt_after)")
@@ -309,14 +310,14 @@ def _resume(checkpoint: Path | None, model: DIN, optimiser: torch.optim.Optimize
             device: str) -> dict[str, Any] | None:
     """The loop state of a resumable checkpoint (model, optimizer and torch RNG restored), or None to start fresh.
     A checkpoint of the older format (no sampling-order state, so it could not resume exactly) is set aside."""
-    if checkpoint is None or not checkpoint.is_file():
+    saved = read_training_state(checkpoint, torch.device(device)) if checkpoint is not None else None
+    if saved is None:
         return None
-    saved = torch.load(checkpoint, map_location=device, weights_only=False)
     if (saved.get("state") or {}).get("format") != CHECKPOINT_FORMAT:
         log.warning("DIN: %s is an older checkpoint format that cannot resume exactly; training from step 0",
                     checkpoint)
         return None
-    return load_training_state(checkpoint, model, optimiser, None, torch.device(device))
+    return restore_training_state(saved, model, optimiser, None, torch.device(device))
 
 
 @torch.no_grad()

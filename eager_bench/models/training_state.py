@@ -37,9 +37,18 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
 def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any | None,
                         device: torch.device) -> dict[str, Any] | None:
     """Restore everything `save_training_state` wrote and return the loop's state; None when there is no file."""
-    if not path.exists():
-        return None
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = read_training_state(path, device)
+    return None if saved is None else restore_training_state(saved, model, optimizer, scheduler, device)
+
+
+def read_training_state(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint as written, restoring nothing (a loop that checks the saved `state` before trusting it)."""
+    return torch.load(path, map_location=device, weights_only=False) if path.exists() else None
+
+
+def restore_training_state(saved: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           scheduler: Any | None, device: torch.device) -> dict[str, Any]:
+    """Put a read checkpoint back into model, optimizer, scheduler and torch's RNGs; returns the loop's state."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None:

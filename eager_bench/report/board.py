@@ -105,25 +105,26 @@ class Board:
             return self.reference.get((row.variant, dataset, metric))
         return self.reference.get((row.model, dataset, metric)) if row.variant == DEFAULT_VARIANT else None
 
+    def row_runs(self, profile: str, dataset: str, row: Row) -> list[Run]:
+        """The runs behind the row's cells in a section (every metric's cell has the same runs); [] without any."""
+        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
+        return cell.runs if cell is not None else []
+
     def valid_ndcg10(self, profile: str, dataset: str, row: Row) -> float | None:
         """Mean validation NDCG@10 of the row's runs (the selection metric: a sweep's default is chosen on it)."""
-        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
-        values = [v for r in cell.runs if (v := (r.record.get("metrics", {}).get("valid") or {}).get("NDCG@10"))
-                  is not None] if cell is not None else []
-        return float(np.mean(values)) if values and len(values) == len(cell.runs) else None
+        runs = self.row_runs(profile, dataset, row)
+        values = [v for r in runs if (v := (r.record.get("metrics", {}).get("valid") or {}).get("NDCG@10")) is not None]
+        return float(np.mean(values)) if values and len(values) == len(runs) else None
 
     def updates(self, profile: str, dataset: str, row: Row) -> list[int]:
         """Optimizer updates of the row's runs in a section (from the result files), for the equal-budget check."""
-        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
-        if cell is None:
-            return []
-        return [int(s) for r in cell.runs if (s := (r.record.get("training") or {}).get("steps")) is not None]
+        return [int(s) for r in self.row_runs(profile, dataset, row)
+                if (s := (r.record.get("training") or {}).get("steps")) is not None]
 
     def inputs(self, profile: str, dataset: str, row: Row) -> dict[int, dict[str, dict[str, str]]]:
         """Per seed, the sha256 of each stream's item embeddings and codes the row's runs trained on
         (`training.inputs_sha256`; runs written before it was recorded are absent)."""
-        cell = next((c for m in self.metrics if (c := self.cell(profile, dataset, row, m)) is not None), None)
-        return {r.key.seed: d for r in (cell.runs if cell else [])
+        return {r.key.seed: d for r in self.row_runs(profile, dataset, row)
                 if (d := (r.record.get("training") or {}).get("inputs_sha256"))}
 
     def shown_runs(self) -> list[Run]:

@@ -142,9 +142,14 @@ def to_markdown(board: Board) -> str:
     return "\n".join(lines)
 
 
+def _default_row(board: Board, profile: str) -> Row | None:
+    """The full model's row of an ablation profile, the one every variant is held against."""
+    return Row(board.rows[profile][0].model, DEFAULT_VARIANT) if board.rows[profile] else None
+
+
 def _unequal_updates(board: Board, profile: str, dataset: str) -> str:
     """The rows of an ablation section whose updates differ from the default row's ('' when all agree)."""
-    default = Row(board.rows[profile][0].model, DEFAULT_VARIANT) if board.rows[profile] else None
+    default = _default_row(board, profile)
     reference = set(board.updates(profile, dataset, default)) if default else set()
     if not reference:
         return ""
@@ -156,18 +161,25 @@ def _unequal_updates(board: Board, profile: str, dataset: str) -> str:
 def _differing_inputs(board: Board, profile: str, dataset: str) -> str:
     """The rows of an ablation section that trained a stream on other embeddings or codes than the default row's
     run of the same seed ('' when all that can be compared agree)."""
-    default = Row(board.rows[profile][0].model, DEFAULT_VARIANT) if board.rows[profile] else None
+    default = _default_row(board, profile)
     reference = board.inputs(profile, dataset, default) if default else {}
     odd = []
     for row in board.rows[profile]:
         if row == default:
             continue
-        streams = sorted({f"{stream} {part}" for seed, digest in board.inputs(profile, dataset, row).items()
-                          for stream, parts in digest.items() if stream in reference.get(seed, {})
-                          for part, value in parts.items() if reference[seed][stream].get(part) != value})
-        if streams:
-            odd.append(f"{row.label} ({', '.join(streams)})")
+        changed: set[str] = set()
+        for seed, digest in board.inputs(profile, dataset, row).items():
+            changed |= _changed_inputs(digest, reference.get(seed, {}))
+        if changed:
+            odd.append(f"{row.label} ({', '.join(sorted(changed))})")
     return "; ".join(odd)
+
+
+def _changed_inputs(digest: dict[str, dict[str, str]], reference: dict[str, dict[str, str]]) -> set[str]:
+    """'stream part' for each input of a stream both runs have whose sha256 differs (a stream only one run has,
+    e.g. a one-stream base, is not a difference)."""
+    return {f"{stream} {part}" for stream, parts in digest.items() if stream in reference
+            for part, value in parts.items() if reference[stream].get(part) != value}
 
 
 def _label(board: Board, profile: str, dataset: str, row: Row, mark: str = STALE_MARK) -> str:
