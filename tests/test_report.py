@@ -553,3 +553,42 @@ def test_ablation_names_rows_trained_on_other_codes_than_the_default(tmp_path):
     assert "EAGER (cooc_behavior) (behavior codes, behavior embeddings)" in line
     assert "EAGER (base_semantic) (semantic codes)" in line
     assert "(tsg)" not in line  # same codes: nothing to say
+
+
+def test_gct_sweep_is_decided_on_validation_and_noise_never_moves_the_default(tmp_path):
+    from eager_bench.report.tables import to_markdown
+
+    rng = np.random.default_rng(5)
+    test_good, test_bad = random_ranks(rng, N_USERS, 0.6), random_ranks(rng, N_USERS, 0.1)
+    valid = random_ranks(rng, N_USERS, 0.3)
+    settings = {"default": {"gct_loss": "infonce", "gct_weight_behavior": 1.0, "gct_weight_semantic": 10.0},
+                "gct_semantic_w1": {"gct_loss": "infonce", "gct_weight_behavior": 1.0, "gct_weight_semantic": 1.0},
+                "gct_smooth_l1": {"gct_loss": "smooth_l1", "gct_weight_behavior": 1.0, "gct_weight_semantic": 1.0}}
+
+    def write(root: Path, valid_of: dict[str, np.ndarray]) -> None:
+        for variant, config in settings.items():
+            # gct_semantic_w1 is far better on test: a choice on test would take it
+            test = test_good if variant == "gct_semantic_w1" else test_bad
+            fake_run(root, "EAGER", "Beauty", test, variant=variant, valid_ranks=valid_of.get(variant, valid),
+                     config=config)
+
+    # same validation ranks everywhere: nothing beats default on validation, whatever test says
+    write(tmp_path / "tie", {})
+    board = build_ablation(collect_runs(tmp_path / "tie"))
+    assert [p.row.variant for p in board.sweep] == ["default", "gct_semantic_w1", "gct_smooth_l1"]
+    assert board.sweep[1].p_value == 1.0 and board.sweep_choice("cpu", "Beauty").row.variant == "default"
+    md = to_markdown(board)
+    assert "**`default` stays** (infonce, behavior 1, semantic 10)" in md
+    assert "| smooth_l1, behavior 1, semantic 1 |" in md
+    # smooth_l1 clearly better on validation (and worse on test): the choice follows validation
+    write(tmp_path / "win", {"gct_smooth_l1": random_ranks(rng, N_USERS, 0.7)})
+    board = build_ablation(collect_runs(tmp_path / "win"))
+    choice = board.sweep_choice("cpu", "Beauty")
+    assert choice.row.variant == "gct_smooth_l1" and choice.beats_default and choice.p_holm < 0.05
+    assert "**`gct_smooth_l1`** (smooth_l1, behavior 1, semantic 1) beats `default`" in to_markdown(board)
+    # no sweep point, no sweep section
+    plain = tmp_path / "plain"
+    fake_run(plain, "EAGER", "Beauty", valid, variant="default")
+    fake_run(plain, "EAGER", "Beauty", valid, variant="tsg")
+    board = build_ablation(collect_runs(plain))
+    assert board.sweep == [] and "GCT sweep" not in to_markdown(board)

@@ -27,6 +27,12 @@ TABLE3_STEPS = (("base_behavior", "tsg", "+ TSG (from the behavior base)"),
                 ("tsg", "no_transfer", "+ GCT"), ("no_transfer", "default", "+ STT (= full)"))
 STEP_METRICS = ("Recall@5", "NDCG@5", "Recall@10", "NDCG@10")
 
+# The GCT weight / loss sweep (`ablate --component gct`), decided on validation NDCG@10, never on test. The incumbent
+# `default` keeps its place unless a point beats it on validation with a Holm-corrected paired p < ALPHA: a
+# difference inside the noise must not move the default (and with it every EAGER result's config).
+GCT_SWEEP = ("gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1")
+SELECTION_METRIC = "NDCG@10"
+
 
 @dataclass(frozen=True)
 class Row:
@@ -77,6 +83,25 @@ class Comparison:
 
 
 @dataclass
+class SweepPoint:
+    """One row of the GCT sweep in a (profile, dataset): its GCT settings (from the result files' config), its
+    validation NDCG@10 and the paired test of its per-user validation values against `default`'s."""
+
+    profile: str
+    dataset: str
+    row: Row
+    settings: str  # e.g. "infonce, behavior 1, semantic 10"
+    valid: float | None
+    valid_diff: float | None = None  # valid(row) - valid(default); None for default itself
+    p_value: float | None = None
+    p_holm: float | None = None
+
+    @property
+    def beats_default(self) -> bool:
+        return self.valid_diff is not None and self.valid_diff > 0 and self.p_holm is not None and self.p_holm < ALPHA
+
+
+@dataclass
 class Board:
     kind: str  # "leaderboard" or "ablation"
     sections: list[tuple[str, str]]  # (profile, dataset)
@@ -89,6 +114,7 @@ class Board:
     reference: dict[tuple[str, str, str], Reported] = field(default_factory=dict)  # (model, dataset, metric)
     excluded: list[Excluded] = field(default_factory=list)  # result files the tables leave out, with the reason
     steps: list[tuple[str, Comparison]] = field(default_factory=list)  # ablation: (Table 3 step label, to vs from)
+    sweep: list[SweepPoint] = field(default_factory=list)  # ablation: the GCT sweep's rows, default first per section
     unequal_steps: list[tuple[str, str, str]] = field(default_factory=list)  # (profile, dataset, step) left out
 
     def stale(self, profile: str, dataset: str, row: Row) -> bool:
@@ -148,6 +174,15 @@ class Board:
                 return comp
         return None
 
+    def sweep_choice(self, profile: str, dataset: str) -> SweepPoint | None:
+        """The GCT sweep's choice in a section: the point with the best validation NDCG@10 among those that beat
+        `default` on validation (paired test, Holm), else `default`; None without a sweep there."""
+        points = [p for p in self.sweep if (p.profile, p.dataset) == (profile, dataset)]
+        if not points:
+            return None
+        winners = [p for p in points if p.beats_default]
+        return max(winners, key=lambda p: p.valid) if winners else points[0]
+
     def missing(self) -> list[tuple[str, str, Row]]:
         """(profile, dataset, row) without any result: the cells the note must explain."""
         out = []
@@ -179,15 +214,17 @@ def _cells(runs: list[Run], metrics: tuple[str, ...], reference: dict[tuple[str,
     return cells
 
 
-def per_user_mean(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(users, per-user metric averaged over the runs' seeds), or None when a sidecar is missing or disagrees."""
+def per_user_mean(runs: list[Run], metric: str, split: str = "test") -> tuple[np.ndarray, np.ndarray] | None:
+    """(users, per-user metric of `split` (test or valid) averaged over the runs' seeds), or None when a sidecar
+    is missing or disagrees."""
     users, total = None, None
+    key = f"{split}_ranks"
     for run in runs:
         ranks = run.ranks()
-        if ranks is None or "test_ranks" not in ranks:
+        if ranks is None or key not in ranks:
             return None
         order = np.argsort(ranks["users"], kind="stable")
-        run_users, values = ranks["users"][order], per_user(ranks["test_ranks"][order], metric)
+        run_users, values = ranks["users"][order], per_user(ranks[key][order], metric)
         if users is None:
             users, total = run_users, values
         elif not np.array_equal(users, run_users):
@@ -302,4 +339,48 @@ def build_ablation(runs: list[Run], metrics: tuple[str, ...] = METRICS, model: s
             board.steps += [(label, _compare(profile, dataset, m, a, cells[(profile, dataset, a, m)], b,
                                              cells[(profile, dataset, b, m)])) for m in step_metrics]
     _apply_holm([c for _, c in board.steps])  # a family of its own: the steps, not the variants against default
+    for profile, dataset in sections:
+        board.sweep += _gct_sweep(board, profile, dataset, default)
     return board
+
+
+def _gct_settings(runs: list[Run]) -> str:
+    """The GCT loss and weights the runs trained with, from their config ('?' where a file does not say)."""
+    texts = set()
+    for run in runs:
+        config = run.record.get("config") or {}
+        if config.get("contrastive") is False:
+            texts.add("no GCT")
+            continue
+        weights = [config.get(f"gct_weight_{stream}") for stream in ("behavior", "semantic")]
+        texts.add(f"{config.get('gct_loss', '?')}, behavior {_weight(weights[0])}, semantic {_weight(weights[1])}")
+    return "; ".join(sorted(texts))
+
+
+def _weight(value: object) -> str:
+    return "?" if value is None else f"{float(value):g}"
+
+
+def _gct_sweep(board: Board, profile: str, dataset: str, default: Row) -> list[SweepPoint]:
+    """default and every GCT sweep point with a result in the section, each sweep point tested against default on
+    per-user validation NDCG@10 (Holm across the section's points: one decision per section)."""
+    present = [Row(default.model, v) for v in GCT_SWEEP if board.row_runs(profile, dataset, Row(default.model, v))]
+    default_runs = board.row_runs(profile, dataset, default)
+    if not present or not default_runs:
+        return []
+    points = [SweepPoint(profile, dataset, default, _gct_settings(default_runs),
+                         board.valid_ndcg10(profile, dataset, default))]
+    reference = per_user_mean(default_runs, SELECTION_METRIC, split="valid")
+    for row in present:
+        runs = board.row_runs(profile, dataset, row)
+        point = SweepPoint(profile, dataset, row, _gct_settings(runs), board.valid_ndcg10(profile, dataset, row))
+        if point.valid is not None and points[0].valid is not None:
+            point.valid_diff = point.valid - points[0].valid
+        side = per_user_mean(runs, SELECTION_METRIC, split="valid")
+        if side is not None and reference is not None and np.array_equal(side[0], reference[0]):
+            point.p_value = paired_p_value(side[1], reference[1])
+        points.append(point)
+    tested = [p for p in points[1:] if p.p_value is not None]
+    for point, adjusted in zip(tested, holm([p.p_value for p in tested])):
+        point.p_holm = adjusted
+    return points

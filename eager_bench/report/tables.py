@@ -135,6 +135,7 @@ def to_markdown(board: Board) -> str:
         lines.append("")
     lines += _tests_markdown(board)
     lines += _steps_markdown(board)
+    lines += _sweep_markdown(board)
     if board.kind == "leaderboard":
         lines += _reported_markdown(board)
     lines += _missing_markdown(board)
@@ -321,6 +322,39 @@ def _steps_markdown(board: Board) -> list[str]:
     if board.unequal_steps:
         left = "; ".join(f"{label} ({profile}, {dataset})" for profile, dataset, label in board.unequal_steps)
         lines += ["", f"Not shown, the two rows trained for different numbers of updates: {left}."]
+    return lines + [""]
+
+
+def _sweep_markdown(board: Board) -> list[str]:
+    """The GCT sweep: each point's settings and validation NDCG@10 against default's (the decision), test cells
+    beside it for reading only, and the choice per section."""
+    if not board.sweep:
+        return []
+    lines = ["## GCT sweep, chosen on validation", "",
+             f"`ablate --component gct`: GCT loss and weights, each point at the default's updates. The choice is made "
+             f"on validation NDCG@10 alone: a point replaces `default` only if it beats it there at α = {ALPHA} "
+             f"({TEST_NAME} on validation users; Holm across the section's points), so noise never moves the default. "
+             "Test cells are shown for reading, never for choosing.", "",
+             "| profile | dataset | variant | GCT | updates | valid NDCG@10 | vs default (valid) | p | p (Holm) | "
+             "test Recall@5 | test NDCG@5 |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for point in board.sweep:
+        p, d, row = point.profile, point.dataset, point.row
+        updates = ",".join(f"{u:,}" for u in sorted(set(board.updates(p, d, row)))) or "–"
+        diff = "" if point.valid_diff is None else f"{point.valid_diff:+.4f}"
+        tests = [_num(c.interval.mean) if (c := board.cell(p, d, row, m)) else "–" for m in ("Recall@5", "NDCG@5")]
+        lines.append(f"| {p} | {d} | {_label(board, p, d, row)} | {point.settings} | {updates} | {_num(point.valid)} "
+                     f"| {diff} | {_p(point.p_value)} | {_p(point.p_holm)} | {' | '.join(tests)} |")
+    lines.append("")
+    for p, d in dict.fromkeys((point.profile, point.dataset) for point in board.sweep):
+        choice = board.sweep_choice(p, d)
+        default = next(point for point in board.sweep if (point.profile, point.dataset) == (p, d))
+        if choice is default:
+            lines.append(f"- {d} · `{p}`: **`default` stays** ({default.settings}): no point beats it on validation.")
+        else:
+            lines.append(f"- {d} · `{p}`: **`{choice.row.variant}`** ({choice.settings}) beats `default` on "
+                         f"validation NDCG@10 by {choice.valid_diff:+.4f} (Holm p {_p(choice.p_holm)}); the "
+                         f"model's `default` ({default.settings}) does not use it yet.")
     return lines + [""]
 
 
