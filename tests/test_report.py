@@ -592,3 +592,23 @@ def test_gct_sweep_is_decided_on_validation_and_noise_never_moves_the_default(tm
     fake_run(plain, "EAGER", "Beauty", valid, variant="tsg")
     board = build_ablation(collect_runs(plain))
     assert board.sweep == [] and "GCT sweep" not in to_markdown(board)
+
+
+def test_ablation_names_rows_trained_on_another_machine_than_the_default(tmp_path):
+    import json
+
+    from eager_bench.report.tables import to_markdown
+
+    root = tmp_path / "r"
+    rng = np.random.default_rng(6)
+    amd = {"device": "cpu", "cpu": "AMD EPYC", "kernels": {"bf16_matrix_units": ["avx512_bf16"]}}
+    xeon = {"device": "cpu", "cpu": "Intel Xeon", "kernels": {"bf16_matrix_units": ["amx_bf16", "avx512_bf16"]}}
+    for variant, hardware in (("default", amd), ("tsg", amd), ("no_transfer", xeon)):
+        path = fake_run(root, "EAGER", "Beauty", random_ranks(rng, N_USERS, 0.3), variant=variant)
+        record = json.loads(path.read_text())
+        record["provenance"]["hardware"] = hardware
+        path.write_text(json.dumps(record))
+    md = to_markdown(build_ablation(collect_runs(root)))
+    line = next(x for x in md.splitlines() if x.startswith("**Trained on another machine than the default row**"))
+    assert ("EAGER (no_transfer) (cpu, Intel Xeon, amx_bf16+avx512_bf16 vs cpu, AMD EPYC, avx512_bf16)" in line
+            and "(tsg)" not in line)

@@ -153,6 +153,11 @@ class Board:
         return {r.key.seed: d for r in self.row_runs(profile, dataset, row)
                 if (d := (r.record.get("training") or {}).get("inputs_sha256"))}
 
+    def machines(self, profile: str, dataset: str, row: Row) -> dict[int, str]:
+        """Per seed, the kernel path the row's run trained on (run_machine): bf16 kernels of different CPUs sum in
+        different orders, so two runs of one config on two machines are two samples, not one number."""
+        return {r.key.seed: run_machine(r) for r in self.row_runs(profile, dataset, row)}
+
     def shown_runs(self) -> list[Run]:
         """Every run behind a cell, once, in key order."""
         seen: dict[str, Run] = {}
@@ -191,6 +196,14 @@ class Board:
                 if self.cell(profile, dataset, row, self.metrics[0]) is None:
                     out.append((profile, dataset, row))
         return out
+
+
+def run_machine(run: Run) -> str:
+    """'device, CPU model, bf16 units' from a result's provenance ('?' for what an older file does not record)."""
+    hardware = (run.record.get("provenance") or {}).get("hardware") or {}
+    units = (hardware.get("kernels") or {}).get("bf16_matrix_units")
+    unit_text = "?" if units is None else ("+".join(units) if units else "no bf16 units")
+    return f"{hardware.get('device', '?')}, {hardware.get('cpu', '?')}, {unit_text}"
 
 
 def _cells(runs: list[Run], metrics: tuple[str, ...], reference: dict[tuple[str, str, str], Reported],

@@ -132,6 +132,12 @@ def to_markdown(board: Board) -> str:
                           f"each result's `training.inputs_sha256`, same seed): {differing}. Expected where the "
                           "variant replaces them (another behavior embedding, random codes); anywhere else the two "
                           "rows did not train on the same codes."]
+            machines = _differing_machines(board, profile, dataset)
+            if machines:
+                lines += ["", f"**Trained on another machine than the default row** (device, CPU, bf16 units; same "
+                          f"seed): {machines}. Kernels of another CPU sum in another order, so these rows differ "
+                          "from `default` by the machine as well as the variant (the cross-machine benchmark, "
+                          "results/benchmarks/cross_machine.md, measures how far one config moves)."]
         lines.append("")
     lines += _tests_markdown(board)
     lines += _steps_markdown(board)
@@ -173,6 +179,22 @@ def _differing_inputs(board: Board, profile: str, dataset: str) -> str:
             changed |= _changed_inputs(digest, reference.get(seed, {}))
         if changed:
             odd.append(f"{row.label} ({', '.join(sorted(changed))})")
+    return "; ".join(odd)
+
+
+def _differing_machines(board: Board, profile: str, dataset: str) -> str:
+    """The rows of an ablation section whose run of a seed trained on another machine than default's ('' if none)."""
+    default = _default_row(board, profile)
+    reference = board.machines(profile, dataset, default) if default else {}
+    odd = []
+    for row in board.rows[profile]:
+        if row == default:
+            continue
+        other = sorted({m for seed, m in board.machines(profile, dataset, row).items()
+                        if seed in reference and m != reference[seed]})
+        if other:
+            mine = sorted({reference[s] for s in board.machines(profile, dataset, row) if s in reference})
+            odd.append(f"{row.label} ({'; '.join(other)} vs {'; '.join(mine)})")
     return "; ".join(odd)
 
 
