@@ -24,23 +24,18 @@ from typing import Any
 import numpy as np
 
 from eager_bench.provenance import measurement_context
-from eager_bench.report.board import run_machine
+from eager_bench.report.board import per_user_mean, run_machine
 from eager_bench.report.collect import METRICS, Run
-from eager_bench.report.stats import paired_p_value, per_user
-from eager_bench.results import atomic_write_bytes, iter_results, read_ranks, write_json
+from eager_bench.report.stats import paired_p_value
+from eager_bench.results import atomic_write_bytes, iter_results, write_json
 
 TESTED = ("Recall@5", "NDCG@5", "NDCG@10")
 
 
-def _per_user(path: Path, split: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    ranks = read_ranks(path)
-    order = np.argsort(ranks["users"], kind="stable")
-    return ranks["users"][order], per_user(ranks[f"{split}_ranks"][order], metric)
-
-
 def compare(ref_path: Path, ref: dict[str, Any], other_path: Path, other: dict[str, Any]) -> dict[str, Any]:
     """The pair's machines, input digests, metric differences (other - reference) and paired tests."""
-    machines = [run_machine(Run.from_file(p, r)) for p, r in ((ref_path, ref), (other_path, other))]
+    runs = [Run.from_file(p, r) for p, r in ((ref_path, ref), (other_path, other))]  # each reads its ranks once
+    machines = [run_machine(run) for run in runs]
     row: dict[str, Any] = {"dataset": ref["dataset"], "model": ref["model"], "variant": ref["variant"],
                            "profile": ref["profile"], "seed": ref["seed"], "run_id": ref["run_id"],
                            "reference": {"file": str(ref_path), "machine": machines[0]},
@@ -61,10 +56,11 @@ def compare(ref_path: Path, ref: dict[str, Any], other_path: Path, other: dict[s
             entry: dict[str, Any] = {"reference": a, "other": b, "diff": b - a,
                                      "relative": (b - a) / a if a else None}
             if metric in TESTED:
-                (users_a, va), (users_b, vb) = _per_user(ref_path, split, metric), _per_user(other_path, split, metric)
-                entry["wilcoxon_p"] = paired_p_value(vb, va) if np.array_equal(users_a, users_b) else None
+                sides = [per_user_mean([run], metric, split=split) for run in runs]
+                same_users = all(sides) and np.array_equal(sides[0][0], sides[1][0])
+                entry["wilcoxon_p"] = paired_p_value(sides[1][1], sides[0][1]) if same_users else None
             row["metrics"][f"{split} {metric}"] = entry
-    ranks_a, ranks_b = read_ranks(ref_path), read_ranks(other_path)
+    ranks_a, ranks_b = runs[0].ranks(), runs[1].ranks()
     row["users_same_test_rank"] = float(np.mean(ranks_a["test_ranks"] == ranks_b["test_ranks"])) \
         if np.array_equal(ranks_a["users"], ranks_b["users"]) else None
     return row

@@ -377,15 +377,14 @@ def _weight(value: object) -> str:
 def _gct_sweep(board: Board, profile: str, dataset: str, default: Row) -> list[SweepPoint]:
     """default and every GCT sweep point with a result in the section, each sweep point tested against default on
     per-user validation NDCG@10 (Holm across the section's points: one decision per section)."""
-    present = [Row(default.model, v) for v in GCT_SWEEP if board.row_runs(profile, dataset, Row(default.model, v))]
+    present = {row: runs for v in GCT_SWEEP if (runs := board.row_runs(profile, dataset, row := Row(default.model, v)))}
     default_runs = board.row_runs(profile, dataset, default)
     if not present or not default_runs:
         return []
     points = [SweepPoint(profile, dataset, default, _gct_settings(default_runs),
                          board.valid_ndcg10(profile, dataset, default))]
     reference = per_user_mean(default_runs, SELECTION_METRIC, split="valid")
-    for row in present:
-        runs = board.row_runs(profile, dataset, row)
+    for row, runs in present.items():
         point = SweepPoint(profile, dataset, row, _gct_settings(runs), board.valid_ndcg10(profile, dataset, row))
         if point.valid is not None and points[0].valid is not None:
             point.valid_diff = point.valid - points[0].valid

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any, Callable
 
 from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.report.board import Board, Cell, Comparison, Row
@@ -165,37 +166,38 @@ def _unequal_updates(board: Board, profile: str, dataset: str) -> str:
     return "; ".join(odd)
 
 
+def _rows_unlike_default(board: Board, profile: str, per_seed: Callable[[Row], dict[int, Any]],
+                         describe: Callable[[dict[int, Any], dict[int, Any]], str]) -> str:
+    """'label (what differs)' for each row of an ablation section whose per-seed values (`per_seed`) differ from the
+    default row's, as `describe(row's, default's)` says ('' from it: no difference); '' when no row differs."""
+    default = _default_row(board, profile)
+    reference = per_seed(default) if default else {}
+    odd = [f"{row.label} ({what})" for row in board.rows[profile]
+           if row != default and (what := describe(per_seed(row), reference))]
+    return "; ".join(odd)
+
+
 def _differing_inputs(board: Board, profile: str, dataset: str) -> str:
     """The rows of an ablation section that trained a stream on other embeddings or codes than the default row's
     run of the same seed ('' when all that can be compared agree)."""
-    default = _default_row(board, profile)
-    reference = board.inputs(profile, dataset, default) if default else {}
-    odd = []
-    for row in board.rows[profile]:
-        if row == default:
-            continue
+    def describe(mine: dict[int, Any], reference: dict[int, Any]) -> str:
         changed: set[str] = set()
-        for seed, digest in board.inputs(profile, dataset, row).items():
+        for seed, digest in mine.items():
             changed |= _changed_inputs(digest, reference.get(seed, {}))
-        if changed:
-            odd.append(f"{row.label} ({', '.join(sorted(changed))})")
-    return "; ".join(odd)
+        return ", ".join(sorted(changed))
+
+    return _rows_unlike_default(board, profile, lambda row: board.inputs(profile, dataset, row), describe)
 
 
 def _differing_machines(board: Board, profile: str, dataset: str) -> str:
     """The rows of an ablation section whose run of a seed trained on another machine than default's ('' if none)."""
-    default = _default_row(board, profile)
-    reference = board.machines(profile, dataset, default) if default else {}
-    odd = []
-    for row in board.rows[profile]:
-        if row == default:
-            continue
-        other = sorted({m for seed, m in board.machines(profile, dataset, row).items()
-                        if seed in reference and m != reference[seed]})
-        if other:
-            mine = sorted({reference[s] for s in board.machines(profile, dataset, row) if s in reference})
-            odd.append(f"{row.label} ({'; '.join(other)} vs {'; '.join(mine)})")
-    return "; ".join(odd)
+    def describe(mine: dict[int, Any], reference: dict[int, Any]) -> str:
+        other = sorted({m for seed, m in mine.items() if seed in reference and m != reference[seed]})
+        if not other:
+            return ""
+        return f"{'; '.join(other)} vs {'; '.join(sorted({reference[s] for s in mine if s in reference}))}"
+
+    return _rows_unlike_default(board, profile, lambda row: board.machines(profile, dataset, row), describe)
 
 
 def _changed_inputs(digest: dict[str, dict[str, str]], reference: dict[str, dict[str, str]]) -> set[str]:
