@@ -243,9 +243,12 @@ def test_killed_din_resumes_to_the_same_table(tmp_path, dropout_rng):
     from eager_bench.models.training_state import TrainingHalted
 
     split = leave_one_out(make_synthetic(n_users=60, n_items=40))
-    # several epochs of batch 8 (so the reshuffle is crossed), a halt off the checkpoint grid, validations around it
+    # several epochs of batch 8 (so the reshuffle is crossed), a halt off the checkpoint grid, validations around it.
+    # One thread: in a full `make test` at EAGER_BENCH_THREADS=2 on an Intel Xeon (AMX) the bulk case differed by
+    # 1e-9 (23% of entries), yet passed at 2 threads alone; float kernel partitioning is not what the resume
+    # controls (state, RNG, order), so bit-equality is asserted where the kernels are deterministic.
     config = behaviour_config("din", "smoke", {**DIN_FAST, "batch_size": 32, "steps": 40, "checkpoint_every": 15, "valid_every": 10,
-                                               "precision": "fp32", "dropout_rng": dropout_rng})
+                                               "precision": "fp32", "dropout_rng": dropout_rng, "threads": 1})
     _, whole, report = fit_din(split, config, checkpoint=tmp_path / "whole.pt", show_progress=False)
     with pytest.raises(TrainingHalted):
         fit_din(split, config, checkpoint=tmp_path / "killed.pt", show_progress=False, halt_after=23)
