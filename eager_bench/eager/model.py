@@ -277,6 +277,9 @@ class EAGER(Recommender):
             ctx.logger.info("EAGER: resumed from %s at step %d", ckpt, state["step"])
 
         def save() -> None:
+            # The open loss-log window travels with the checkpoint, so a resume between two log lines logs the same
+            # mean as an uninterrupted run (a resume at 2,750 had logged 50 updates' sum divided by 100).
+            state["log_window"] = [float(all_reduce_sum(running, ddp)), window_steps]
             if ddp.is_main:
                 save_training_state(ckpt, self.net, opt, sched, state, self.device)
             barrier(ddp)
@@ -288,7 +291,11 @@ class EAGER(Recommender):
         # Some parameters get no gradient in some settings (the semantic projection when GCT is off: STT detaches
         # its guide), which DDP must be told about.
         step_loss = loss_module(self.net, self._loss_total, ddp, find_unused_parameters=True)
-        running = torch.zeros((), device=self.device)
+        # Sum of this rank's losses since the last log line, and how many updates it holds. A checkpoint from before
+        # the window was saved (no "log_window") resumes with an empty window: its first line is the mean of fewer
+        # updates, never a sum divided by too many.
+        saved_sum, window_steps = state.get("log_window", [0.0, 0])
+        running = torch.full((), float(saved_sum) / ddp.world_size, device=self.device)
         t0 = time.perf_counter()
         wall_start = t0
         budget_s = float(cfg["max_train_minutes"]) * 60.0
@@ -309,12 +316,14 @@ class EAGER(Recommender):
             opt.step()
             sched.step()
             running += loss.detach()
+            window_steps += 1
             state["step"] = step + 1
             done = state["step"]
             if done % cfg["log_every"] == 0:  # summed over ranks, each rank's part scaled by world/global batch
-                mean_loss = float(all_reduce_sum(running, ddp)) / ddp.world_size / cfg["log_every"]
+                mean_loss = float(all_reduce_sum(running, ddp)) / ddp.world_size / window_steps
                 state["losses"].append([done, round(mean_loss, 5)])
                 running.zero_()
+                window_steps = 0
                 ctx.logger.info("EAGER step %d loss %.4f", done, state["losses"][-1][1])
             # A wall-clock budget (validation included) for fixed-time hardware slots; the last state is validated.
             out_of_time = budget_s > 0 and any_rank(time.perf_counter() - wall_start >= budget_s, ddp)
