@@ -139,7 +139,8 @@ def test_plan_overrides_and_size_parsing() -> None:
     assert parse_sizes(["1e4,3e4", "1e4", "100"]) == [100, 10_000, 30_000]
     plan = resolve_plan("cpu", sizes=["1e4", "1e6"], models=["EAGER", "SASRec"], users=64, threads=1)
     assert plan.sizes == [10_000, 1_000_000] and plan.models == ["EAGER", "SASRec"] and plan.users == 64
-    assert resolve_plan("cpu").sizes == [10_000, 30_000, 100_000, 300_000, 1_000_000]
+    assert resolve_plan("cpu").sizes == [1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]  # 3 decades
+    assert resolve_plan("cpu").max_build_s == 1500 and resolve_plan("cpu", max_build_s=0).max_build_s == 0
 
 
 def test_cli_bad_size_is_a_clean_line(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from eager_bench import settings
 
 study_app = typer.Typer(help="Studies: tokenization (code quality vs downstream), scaling (cost vs size), "
-                         "protocol (time vs asin item order) and catalog (decode cost vs catalog size, 10^4-10^6).",
+                         "protocol (time vs asin item order) and catalog (decode cost vs catalog size, 10^3-10^6).",
                         no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -156,7 +156,7 @@ def protocol(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (
 
 @study_app.command("catalog")
 def catalog(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (1e3-1e4 items, 32 users, seconds) | "
-                                        "cpu (1e4, 3e4, 1e5, 3e5, 1e6 items, 4096 users)."),
+                                        "cpu (1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6 items, 4096 users)."),
             sizes: list[str] = typer.Option(None, "--sizes", help="Catalog sizes, comma-separated or repeated "
                                             "(e.g. 1e4,1e5); each >= 100 (default: the profile's)."),
             models: list[str] = typer.Option(None, "--models", "--model", "-m", help="Models, comma-separated or "
@@ -176,6 +176,12 @@ def catalog(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (1
                                                  "its files are absent)."),
             tiger_tokenizer: Optional[str] = typer.Option(None, "--tiger-tokenizer", help="rkmeans (default) | "
                                                           "rqvae: TIGER's semantic IDs."),
+            max_build_s: Optional[float] = typer.Option(None, "--max-build-s", help="A code fit predicted (power law "
+                                                        "over the model's earlier sizes) to take longer gets random "
+                                                        "codes of its shape instead; 0 = no limit (default: the "
+                                                        "profile's, cpu 1500)."),
+            fresh: bool = typer.Option(False, "--fresh", help="Measure every point again (default: keep points of "
+                                       "the earlier result file measured under the same settings and machine)."),
             data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=f"Dataset folder (env "
                                                     f"{settings.DATA_ENV})."),
             out: Optional[Path] = typer.Option(None, "--out", help="Where table and plot go (default: the results "
@@ -186,20 +192,25 @@ def catalog(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (1
     and a log-log plot."""
     from eager_bench.studies import catalog as study
 
-    plan = study.resolve_plan(profile, sizes, models, users, threads, batch, seed, max_gb, source, tiger_tokenizer)
+    plan = study.resolve_plan(profile, sizes, models, users, threads, batch, seed, max_gb, source, tiger_tokenizer,
+                              max_build_s)
     target = out or settings.results_dir()
+    previous = None if fresh else study.load_previous(study.output_stem(target, plan.name).with_suffix(".json"))
     with _progress() as progress:
         task = progress.add_task("catalog study")
         # the table is rewritten after every point, so an interrupted study leaves what it finished
         result = study.run_study(plan, data_dir, lambda text: progress.update(task, description=text),
-                                 lambda partial: study.write_outputs(partial, target, _command(), plot=False))
+                                 lambda partial: study.write_outputs(partial, target, _command(), plot=False),
+                                 previous)
     written = study.write_outputs(result, target, _command())
     for model, fits in result["laws"].items():
         parts = [f"{name}: a={fit.exponent:.3f} (R^2 {fit.r2:.2f}, n={fit.n_points})"
                  for name, fit in fits.items() if fit is not None]
         typer.echo(f"{model:>10}  " + ("; ".join(parts) or "fewer than 2 sizes"))
+    if result["reused"]:
+        typer.echo(f"reused {len(result['reused'])} points of the earlier result (same settings and machine)")
     for c in result["crossovers"]:
-        typer.echo(f"{c.model} vs {c.reference}: {c.verdict}")
+        typer.echo(f"{c.model} vs {c.reference}: {c.measured} (laws: {c.verdict})")
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 
 

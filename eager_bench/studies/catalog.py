@@ -1,6 +1,6 @@
 """Catalog-axis cost study (issue 21): where does generating a code beat scoring every item?
 
-Synthetic catalogs of 10^4..10^6 items (eager_bench.studies.catalog_data) with histories shaped like Beauty's; per
+Synthetic catalogs of 10^3..10^6 items (eager_bench.studies.catalog_data) with histories shaped like Beauty's; per
 size and model (random weights, cpu-profile sizes: cost only): code-building time and memory for the generative
 models, per-user ranking time (mean and p95 over evaluation batches) and peak memory for all. Log-log exponents per
 model, and the catalog size where each generative model's fitted per-user cost crosses full scoring's.
@@ -13,7 +13,7 @@ import importlib.util
 import io
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +33,10 @@ ANN_LIBRARIES = ("faiss", "hnswlib", "annoy")
 FITTED = {"decode_ms_mean": "decode ms/user", "build_s": "code build s", "decode_peak_mb": "decode peak MB"}
 COLUMNS = ["model", "items", "branch", "batch", "users", "batches", "threads", "decode_ms_mean", "decode_ms_p95",
            "decode_peak_mb", "build_s", "build_peak_mb", "est_gb", "load_before", "load_after", "wall_s", "status",
-           "tokenizer"]
+           "tokenizer", "measured"]
+# Bump when what a point measures changes (timing method, model wiring): rows of another version are not reused.
+METHOD_VERSION = "catalog-v2"
+POWER_LAW_R2 = 0.9  # below this the log-log line is reported, but not read as the model's law
 
 
 @dataclass
@@ -47,15 +50,19 @@ class CatalogPlan:
     settings: CostSettings = field(default_factory=CostSettings)
     source: str = "Beauty"  # the dataset whose history lengths and popularity skew the histories copy
     max_gb: float = 0.0  # memory a point may use; 0 = 60% of what the machine has available at its start
+    # a code fit predicted (power law over this model's earlier sizes) to take longer gets random codes of the
+    # same shape instead, so the decode side still reaches the largest catalogs; 0 = no limit
+    max_build_s: float = 0.0
 
 
 PLANS: dict[str, CatalogPlan] = {
     # tiny sizes, few users, short fits: the whole pipeline in seconds (tests)
     "smoke": CatalogPlan("smoke", [1_000, 3_000, 10_000], list(MODELS), 32, 16, 1,
                          CostSettings(hkmeans_iters=5, tiger_iters=5, tiger_codebook=64)),
-    # balanced k-means at 20 iterations (tokenizer default 100) keeps the 3*10^5 trees to minutes on 2 cores
-    "cpu": CatalogPlan("cpu", [10_000, 30_000, 100_000, 300_000, 1_000_000], list(MODELS), 4096, 0, 0,
-                       CostSettings(hkmeans_iters=20, tiger_iters=20)),
+    # balanced k-means at 20 iterations (tokenizer default 100) keeps the 3*10^5 trees to minutes on 2 cores; three
+    # decades of catalog; fits predicted past 25 minutes (TIGER's rkmeans at 10^6: 45 minutes measured) stand in
+    "cpu": CatalogPlan("cpu", [1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000], list(MODELS), 4096, 0, 0,
+                       CostSettings(hkmeans_iters=20, tiger_iters=20), max_build_s=1500.0),
 }
 
 
@@ -82,7 +89,7 @@ def parse_models(values: list[str]) -> list[str]:
 def resolve_plan(profile: str, sizes: list[str] | None = None, models: list[str] | None = None,
                  users: int | None = None, threads: int | None = None, batch: int | None = None,
                  seed: int | None = None, max_gb: float | None = None, source: str | None = None,
-                 tiger_tokenizer: str | None = None) -> CatalogPlan:
+                 tiger_tokenizer: str | None = None, max_build_s: float | None = None) -> CatalogPlan:
     """The profile's plan with the command line's overrides, checked (one BenchError line per bad value)."""
     if profile not in PLANS:
         raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
@@ -91,6 +98,7 @@ def resolve_plan(profile: str, sizes: list[str] | None = None, models: list[str]
                    models=parse_models(models) if models else list(base.models),
                    users=base.users if users is None else users, threads=base.threads if threads is None else threads,
                    batch=base.batch if batch is None else batch, max_gb=base.max_gb if max_gb is None else max_gb,
+                   max_build_s=base.max_build_s if max_build_s is None else max_build_s,
                    source=source or base.source,
                    settings=replace(base.settings, seed=base.settings.seed if seed is None else seed,
                                     tiger_tokenizer=tiger_tokenizer or base.settings.tiger_tokenizer))
@@ -108,6 +116,8 @@ def resolve_plan(profile: str, sizes: list[str] | None = None, models: list[str]
             raise BenchError(f"{name} must be >= 0, got {value}")
     if plan.max_gb < 0:
         raise BenchError(f"--max-gb must be >= 0, got {plan.max_gb}")
+    if plan.max_build_s < 0:
+        raise BenchError(f"--max-build-s must be >= 0, got {plan.max_build_s}")
     if plan.settings.tiger_tokenizer not in TIGER_TOKENIZERS:
         raise BenchError(f"--tiger-tokenizer must be one of {', '.join(TIGER_TOKENIZERS)}, "
                          f"got {plan.settings.tiger_tokenizer!r}")
@@ -154,8 +164,16 @@ def fit_batch(model: str, n_items: int, batch: int, budget_gb: float, codebook: 
     return batch, need
 
 
+def predicted_build_s(model: str, n_items: int, rows: list[dict[str, Any]]) -> float | None:
+    """The code fit's seconds at n_items on the power law through this model's earlier real fits (None with fewer
+    than 2: the first sizes are always fitted for real)."""
+    law = fit_power_law([r["items"] for r in rows if r["model"] == model and r.get("build_s")],
+                        [r["build_s"] for r in rows if r["model"] == model and r.get("build_s")])
+    return None if law is None else law.coefficient * n_items ** law.exponent
+
+
 def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndarray], plan: CatalogPlan,
-                  threads: int) -> dict[str, Any]:
+                  threads: int, predicted_build: float | None = None) -> dict[str, Any]:
     wanted = min(plan.batch or eval_batch(model), len(histories))
     budget = plan.max_gb or 0.6 * available_gb()
     batch, need = fit_batch(model, catalog.n_items, wanted, budget, plan.settings.tiger_codebook)
@@ -165,12 +183,18 @@ def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndar
     if need["inputs"] + need["decode"] > budget:
         row["status"] = f"skipped: needs ~{need['inputs'] + need['decode']:.1f} GB > {budget:.1f} GB"
         return row
-    stand_in = model == "EAGER" and need["inputs"] + need["codes"] > budget
+    too_big = model == "EAGER" and need["inputs"] + need["codes"] > budget
+    too_slow = (model in GENERATIVE and plan.max_build_s > 0 and predicted_build is not None
+                and predicted_build > plan.max_build_s)
+    stand_in = too_big or too_slow
     notes = [f"batch {batch} (evaluation batch {wanted} would need more than {budget:.1f} GB)"] \
         if batch < wanted else []
-    if stand_in:
+    if too_big:
         notes.append(f"codes: random stand-in (hkmeans needs ~{need['inputs'] + need['codes']:.1f} GB > "
                      f"{budget:.1f} GB)")
+    elif too_slow:
+        notes.append(f"codes: random stand-in (fit predicted ~{predicted_build:,.0f} s > max_build_s "
+                     f"{plan.max_build_s:g} s)")
     row["load_before"] = round(os.getloadavg()[0], 2)
     start = time.perf_counter()
     try:
@@ -214,6 +238,34 @@ class Crossover:
     n: float | None  # where the fitted laws meet (None: a law missing, or parallel laws)
     in_range: bool
     verdict: str
+    # from the measured points themselves, where the per-user cost ratio changes sign (interpolated in log-log
+    # between the two sizes around it): needs no law, so it holds for flat costs too
+    measured_n: float | None = None
+    measured: str = ""
+
+
+def measured_crossover(model: str, reference: str, rows: list[dict[str, Any]]) -> tuple[float | None, str]:
+    """Where `model`'s measured per-user decode time falls below `reference`'s: the sizes both have, the first
+    dearer-to-cheaper sign change of log(model / reference), the size there interpolated linearly in log N."""
+    def times(name: str) -> dict[int, float]:
+        return {r["items"]: r["decode_ms_mean"] for r in rows if r["model"] == name and r["decode_ms_mean"]
+                and str(r["status"]).startswith("ok")}
+    mine, theirs = times(model), times(reference)
+    sizes = sorted(set(mine) & set(theirs))
+    if len(sizes) < 2:
+        return None, "fewer than 2 sizes measured for both"
+    gap = [float(np.log(mine[n] / theirs[n])) for n in sizes]
+    for (n1, d1), (n2, d2) in zip(zip(sizes, gap), zip(sizes[1:], gap[1:])):
+        if d1 > 0 >= d2:
+            n = float(np.exp(np.log(n1) + (np.log(n2) - np.log(n1)) * d1 / (d1 - d2)))
+            back = [m for m, d in zip(sizes, gap) if m > n2 and d > 0]
+            tail = f"; dearer again at N = {back[0]:,}" if back else ""
+            return n, (f"{model} cheaper than {reference} from N ~ {n:,.0f} (measured: dearer at {n1:,}, "
+                       f"cheaper at {n2:,}{tail})")
+    side = "cheaper" if gap[-1] <= 0 else "dearer"
+    ratios = [np.exp(d) for d in gap]
+    return None, (f"no crossover in the measured range: {model} {side} at every size "
+                  f"({min(ratios):.2g}-{max(ratios):.2g}x {reference}'s cost)")
 
 
 def crossover(model: str, reference: str, law: PowerLaw | None, ref: PowerLaw | None, lo: float,
@@ -246,8 +298,23 @@ def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, PowerLaw | 
     if not ok:
         return []
     lo, hi = min(ok), max(ok)
-    return [crossover(g, f, laws[g]["decode_ms_mean"], laws[f]["decode_ms_mean"], lo, hi)
-            for g in GENERATIVE if g in laws for f in FULL_RANKING if f in laws]
+    out = []
+    for g in [m for m in GENERATIVE if m in laws]:
+        for f in [m for m in FULL_RANKING if m in laws]:
+            measured_n, measured = measured_crossover(g, f, rows)
+            out.append(replace(crossover(g, f, laws[g]["decode_ms_mean"], laws[f]["decode_ms_mean"], lo, hi),
+                               measured_n=measured_n, measured=measured))
+    return out
+
+
+def power_law_reading(fit: PowerLaw | None, values: list[float]) -> str:
+    """Whether the log-log line is the model's law (R^2 >= POWER_LAW_R2), else how much the cost moved at all."""
+    if fit is None:
+        return "-"
+    if fit.r2 >= POWER_LAW_R2:
+        return f"power law (N^{fit.exponent:.2f})"
+    spread = max(values) / min(values)
+    return f"not a power law: {min(values):.3g}-{max(values):.3g} over the range (x{spread:.2f})"
 
 
 # --------------------------------------------------------------------------------------------------------- running
@@ -256,32 +323,82 @@ def ann_libraries() -> list[str]:
     return [name for name in ANN_LIBRARIES if importlib.util.find_spec(name) is not None]
 
 
+def measurement_key(plan: CatalogPlan, threads: int, context: dict[str, Any]) -> dict[str, Any]:
+    """What a point's numbers depend on besides (model, size): a rerun reuses rows only under an equal key."""
+    hw = context.get("hardware", {})
+    return {"method": METHOD_VERSION, "users": plan.users, "batch": plan.batch, "threads": threads,
+            "max_gb": plan.max_gb, "source": plan.source, "settings": asdict(plan.settings), "cpu": hw.get("cpu"),
+            "cpu_count": hw.get("cpu_count"), "torch": context.get("packages", {}).get("torch")}
+
+
+def reusable_rows(previous: dict[str, Any] | None, key: dict[str, Any],
+                  plan: CatalogPlan) -> dict[tuple[str, int], dict[str, Any]]:
+    """Finished rows of an earlier run under the same measurement key, for (model, size) in this plan. Rows with
+    random stand-in codes are measured again (cheap, and whether a fit stands in depends on max_build_s)."""
+    if not previous or previous.get("measurement") != key:
+        return {}
+    wanted = {(m, n) for m in plan.models for n in plan.sizes}
+    return {(r["model"], r["items"]): r for r in previous.get("rows", [])
+            if (r.get("model"), r.get("items")) in wanted and str(r.get("status")).startswith("ok")
+            and "stand-in" not in str(r.get("status"))}
+
+
+def load_previous(path: Path) -> dict[str, Any] | None:
+    """The study's earlier JSON at path, or None when there is none; a damaged one is one BenchError line."""
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{path}: cannot read the earlier catalog study ({exc}); rerun with --fresh") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
+        raise BenchError(f"{path}: not a catalog study result; rerun with --fresh")
+    return data
+
+
 def run_study(plan: CatalogPlan, data_dir: Path | None = None, progress: Callable[[str], None] | None = None,
-              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_update: Callable[[dict[str, Any]], None] | None = None,
+              previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every (size, model) point of the plan, smallest sizes first; rows of `previous` (the earlier JSON) measured
+    under the same measurement key are kept rather than measured again (`reused` lists them)."""
     import torch
 
     from eager_bench.compute import apply_threads
-    from eager_bench.provenance import measurement_context
+    from eager_bench.provenance import measurement_context, now_iso
 
     note = progress or (lambda _: None)
-    previous = torch.get_num_threads()
+    threads_before = torch.get_num_threads()
     # an explicit thread count wins over EAGER_BENCH_THREADS; 0 defers to it (or to every usable core)
     threads = plan.threads if plan.threads > 0 else apply_threads(0)
     torch.set_num_threads(threads)
     try:
         stats = source_stats(plan.source, data_dir)
         preload(plan.models)
+        context = measurement_context("cpu")
+        key = measurement_key(plan, threads, context)
+        kept = reusable_rows(previous, key, plan)
         result: dict[str, Any] = {"plan": plan, "stats": stats, "threads": threads, "rows": [], "laws": {},
                                   "crossovers": [], "memory_method": memory_method(), "ann": ann_libraries(),
-                                  "context": measurement_context("cpu"),
+                                  "context": context, "measurement": key, "reused": [],
                                   "pending": [f"{m} N={n}" for n in plan.sizes for m in plan.models]}
         for n in plan.sizes:  # smallest catalogs first: an interrupted study still has every model's small points
-            catalog = SyntheticCatalog(n, stats, plan.settings.seed)
-            histories = catalog.histories(plan.users)
+            catalog: SyntheticCatalog | None = None
             for model in plan.models:
                 result["pending"].pop(0)
+                if (model, n) in kept:
+                    result["rows"].append(kept[(model, n)])
+                    result["reused"].append(f"{model} N={n}")
+                    continue
+                if catalog is None:
+                    catalog = SyntheticCatalog(n, stats, plan.settings.seed)
+                    histories = catalog.histories(plan.users)
                 note(f"{model} on {n:,} items")
-                result["rows"].append(measure_point(model, catalog, histories, plan, threads))
+                row = measure_point(model, catalog, histories, plan, threads,
+                                    predicted_build_s(model, n, result["rows"]))
+                row["measured"] = f"{now_iso()[:16]} {str(context.get('git_commit'))[:7]}{'+dirty' if context.get('git_dirty') else ''}"
+                result["rows"].append(row)
                 result["laws"] = fit_laws(result["rows"])
                 result["crossovers"] = crossovers(result["rows"], result["laws"])
                 if on_update:
@@ -289,7 +406,7 @@ def run_study(plan: CatalogPlan, data_dir: Path | None = None, progress: Callabl
         result["context_end"] = {"load_avg_1min": round(os.getloadavg()[0], 2)}
         return result
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(threads_before)
 
 
 # --------------------------------------------------------------------------------------------------------- writing
@@ -342,6 +459,11 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
                "for EAGER, where only the tree build would not fit, random leaves of the same tree shape stand in "
                "(decode cost depends on the shape only) and build_s is not reported. Estimates are calibrated on "
                "peaks measured at 10^4-3*10^4 items.",
+             "- Code fits predicted to take longer than "
+             + (f"{plan.max_build_s:g} s" if plan.max_build_s else "any limit (none set)")
+             + " (a power law through the model's earlier sizes) are not run: random codes of the same shape stand "
+               "in (EAGER: `random` leaves; TIGER: `random-sid`, uniform 3 x codebook codes + collision token, whose "
+               "collision token is narrower than a real fit's) and build_s is not reported; the status says so.",
              "- ANN: " + (f"importable here: {', '.join(ann)} (not measured in this study)." if ann else
                           f"none of {', '.join(ANN_LIBRARIES)} is importable in this venv, so approximate "
                           "(sub-linear) scoring of the item table is not measured; full ranking here is exact."),
@@ -350,6 +472,10 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
              f"{ctx['created']}, 1-minute load {ctx['load_avg_1min']} at the start"
              + (f", {result['context_end']['load_avg_1min']} at the end" if result.get("context_end") else "")
              + " (per point: load_before / load_after; above the core count the point shared its cores).", ""]
+    if result.get("reused"):
+        lines += [f"**Reused** ({len(result['reused'])} points, measured by an earlier run under the same "
+                  "measurement key; the `measured` column gives when and at which commit): "
+                  + ", ".join(result["reused"]) + ".", ""]
     if result["pending"]:
         lines += [f"**Pending points ({len(result['pending'])})** (study running or interrupted): "
                   + ", ".join(result["pending"]) + ".", ""]
@@ -358,23 +484,37 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
         lines += ["**Points not measured**: " + "; ".join(f"{r['model']} N={r['items']:,}: {r['status']}"
                                                           for r in not_ok), ""]
     lines += ["## Fitted log-log exponents (quantity ~ N^a, numpy.polyfit via studies.powerlaw)", "",
-              "| model | decode ms/user a | R^2 | code build s a | R^2 | decode peak MB a | R^2 | points |",
-              "|---|---|---|---|---|---|---|---|"]
+              f"A line with R^2 < {POWER_LAW_R2} is shown but not read as the model's law: the reading column says how "
+              "far its decode cost moved instead.", "",
+              "| model | decode ms/user a | R^2 | decode reading | code build s a | R^2 | decode peak MB a | R^2 | "
+              "points |", "|---|---|---|---|---|---|---|---|---|"]
     for model, fits in result["laws"].items():
         n_pts = max((f.n_points for f in fits.values() if f is not None), default=0)
-        lines.append(f"| {model} | {_law(fits['decode_ms_mean'])} | {_law(fits['build_s'])} | "
+        decode = [r["decode_ms_mean"] for r in result["rows"] if r["model"] == model and r["decode_ms_mean"]]
+        lines.append(f"| {model} | {_law(fits['decode_ms_mean'])} | "
+                     f"{power_law_reading(fits['decode_ms_mean'], decode)} | {_law(fits['build_s'])} | "
                      f"{_law(fits['decode_peak_mb'])} | {n_pts} |")
-    lines += ["", "## Crossover with full ranking (per-user decode time, on the fitted laws)", "",
-              "| generative | full ranking | laws meet at N | in measured range | verdict |", "|---|---|---|---|---|"]
+    lines += ["", "## Crossover with full ranking (per-user decode time)", "",
+              "Measured: where the measured cost ratio changes sign, interpolated in log-log between the sizes "
+              "around it (no law needed). Laws: where the fitted power laws meet (meaningful only where both "
+              "follow one).", "",
+              "| generative | full ranking | measured crossover N | measured | laws meet at N | in measured range "
+              "| on the laws |", "|---|---|---|---|---|---|---|"]
     for c in result["crossovers"]:
-        lines.append(f"| {c.model} | {c.reference} | {'-' if c.n is None else f'{c.n:,.4g}'} | "
+        lines.append(f"| {c.model} | {c.reference} | {'-' if c.measured_n is None else f'{c.measured_n:,.3g}'} | "
+                     f"{c.measured or '-'} | {'-' if c.n is None else f'{c.n:,.4g}'} | "
                      f"{'yes' if c.in_range else 'no'} | {c.verdict} |")
     if not result["crossovers"]:
-        lines.append("| - | - | - | - | needs a generative and a full-ranking model with >= 2 sizes each |")
+        lines.append("| - | - | - | - | - | - | needs a generative and a full-ranking model with >= 2 sizes each |")
     lines += ["", f"Plot: `{plot}` (cost only, random weights).", "", "## Points", "",
               "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
-              *["| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |" for r in result["rows"]], ""]
+              *["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in result["rows"]], ""]
     return "\n".join(lines)
+
+
+def output_stem(out_dir: Path, profile: str) -> Path:
+    """study_catalog for the cpu profile, study_catalog_<profile> otherwise (no suffix)."""
+    return out_dir / ("study_catalog" if profile == "cpu" else f"study_catalog_{profile}")
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path, command: str, plot: bool = True) -> list[Path]:
@@ -383,9 +523,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str, plot: boo
     from eager_bench.results import atomic_write_bytes, write_json
     from eager_bench.studies.catalog_plot import catalog_plot
 
-    suffix = "" if result["plan"].name == "cpu" else f"_{result['plan'].name}"
-    stem = out_dir / f"study_catalog{suffix}"
-    plot_stem = out_dir / "plots" / f"study_catalog{suffix}"
+    stem = output_stem(out_dir, result["plan"].name)
+    plot_stem = out_dir / "plots" / stem.name
     plots = catalog_plot(result, plot_stem) if plot else []
     md = stem.with_suffix(".md")
     atomic_write_bytes(md, markdown(result, command, str(plot_stem.relative_to(out_dir)) + ".png").encode())
@@ -402,6 +541,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str, plot: boo
                            "crossovers": [vars(c) for c in result["crossovers"]], "threads": result["threads"],
                            "history_source": result["stats"].source, "zipf_exponent": result["stats"].zipf_exponent,
                            "memory_method": result["memory_method"], "ann_libraries": result["ann"],
-                           "pending": result["pending"], "provenance": result["context"],
+                           "pending": result["pending"], "measurement": result.get("measurement"),
+                           "reused": result.get("reused", []), "max_build_s": result["plan"].max_build_s,
+                           "provenance": result["context"],
                            "provenance_end": result.get("context_end")})
     return [md, csv_path, json_path, *plots]

@@ -83,8 +83,11 @@ def build_codes(model: str, embeddings: dict[str, np.ndarray], settings: CostSet
                 stand_in: bool = False) -> tuple[Any, dict[str, Any]]:
     """The generative models' tokenizer fits (uncached: the fit is what is timed); (None, {}) for the others.
 
-    stand_in: EAGER's trees as random leaves of the same shape (the `random` control), for a catalog whose balanced
-    k-means would not fit in memory; the decode cost depends on the tree's shape, not on which item sits where."""
+    stand_in: random codes of the model's shape instead of a fit, for a catalog whose fit would not fit in memory or
+    would take longer than the plan allows: EAGER's trees as random leaves (the `random` control), TIGER's semantic
+    IDs as uniform 3 x codebook codes plus the collision token (`random-sid`). The decode cost depends on the
+    code's shape, not on which item sits where (for TIGER up to the collision token's width: random codes rarely
+    collide, real ones put hundreds of items on one code at 10^5-10^6 items)."""
     from eager_bench.tokenizers import build_tokenizer
 
     if model == "EAGER":
@@ -95,11 +98,16 @@ def build_codes(model: str, embeddings: dict[str, np.ndarray], settings: CostSet
         label = "random stand-in" if stand_in else f"hkmeans, {settings.hkmeans_iters} iters"
         return trees, {"branch": k, "tokenizer": f"{label} k={k} L=2 x2 streams"}
     if model == "TIGER":
+        size = settings.tiger_codebook
+        if stand_in:
+            tok = build_tokenizer("random-sid", embeddings["text"], seed=settings.seed, use_cache=False, levels=3,
+                                  codebook_size=size)
+            return tok, {"branch": size, "tokenizer": f"random-sid stand-in 3x{size} + collision token "
+                                                      f"{tok.vocab_sizes[-1]}"}
         if settings.tiger_tokenizer == "rqvae":
             params = {"profile": "smoke", "epochs": settings.tiger_iters}
         else:
             params = {"max_iters": settings.tiger_iters}
-        size = settings.tiger_codebook
         tok = build_tokenizer(settings.tiger_tokenizer, embeddings["text"], seed=settings.seed, use_cache=False,
                               levels=3, codebook_size=size, **params)
         unit = "epochs" if settings.tiger_tokenizer == "rqvae" else "iters"

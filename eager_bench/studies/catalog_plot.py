@@ -1,5 +1,5 @@
 """The catalog study's figure: decode time, code-build time and decode memory against catalog size, log-log, with
-each model's fitted law and the in-range crossovers (PNG + PDF through the report package's deterministic saver)."""
+each model's fitted law where it holds and the measured crossovers (PNG + PDF through the report package's deterministic saver)."""
 
 from __future__ import annotations
 
@@ -16,26 +16,35 @@ _PANELS = (("decode_ms_mean", "decode ms per user (mean)"), ("build_s", "code bu
 
 
 def catalog_plot(result: dict[str, Any], stem: Path) -> list[Path]:
+    """Measured points joined by a line (hollow where random stand-in codes replaced the fit); the fitted law dashed
+    where it is read as the model's law (R^2 >= POWER_LAW_R2); measured crossovers as dotted verticals."""
+    from eager_bench.studies.catalog import POWER_LAW_R2
+
     rows = [r for r in result["rows"] if str(r["status"]).startswith("ok")]
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(13.0, 4.2))
     for ax, (key, label) in zip(axes, _PANELS):
         for i, model in enumerate(MODELS):
-            pts = [(r["items"], r[key]) for r in rows if r["model"] == model and r[key] is not None and r[key] > 0]
+            pts = sorted((r["items"], r[key], "stand-in" in str(r["status"])) for r in rows
+                         if r["model"] == model and r[key] is not None and r[key] > 0)
             if not pts:
                 continue
-            x, y = map(np.asarray, zip(*pts))
+            x, y, stand_in = map(np.asarray, zip(*pts))
             color = plt.get_cmap("tab10")(i)
             fit = result["laws"].get(model, {}).get(key)
-            ax.scatter(x, y, color=color, s=16, label=model if fit is None else f"{model} (a={fit.exponent:.2f})")
-            if fit is not None:
+            read = fit is not None and fit.r2 >= POWER_LAW_R2
+            ax.plot(x, y, color=color, lw=1, marker="o", ms=4,
+                    label=f"{model} (a={fit.exponent:.2f}, R2 {fit.r2:.2f})" if fit is not None else model)
+            if stand_in.any():
+                ax.scatter(x[stand_in], y[stand_in], s=40, facecolors="white", edgecolors=color, zorder=3)
+            if read:
                 grid = np.geomspace(x.min(), x.max(), 20)
-                ax.plot(grid, fit.coefficient * grid ** fit.exponent, color=color, lw=1)
+                ax.plot(grid, fit.coefficient * grid ** fit.exponent, color=color, lw=0.8, ls="--")
         if key == "decode_ms_mean":
             for c in result["crossovers"]:
-                if c.in_range:
-                    ax.axvline(c.n, color="grey", ls=":", lw=1)
-                    ax.annotate(f"{c.model}={c.reference}", (c.n, ax.get_ylim()[0]), rotation=90, fontsize=6,
-                                va="bottom", ha="right", color="grey")
+                if c.measured_n is not None:
+                    ax.axvline(c.measured_n, color="grey", ls=":", lw=1)
+                    ax.annotate(f"{c.model}={c.reference}", (c.measured_n, ax.get_ylim()[0]), rotation=90,
+                                fontsize=6, va="bottom", ha="right", color="grey")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("catalog size (items)")
@@ -43,6 +52,7 @@ def catalog_plot(result: dict[str, Any], stem: Path) -> list[Path]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.suptitle("Catalog axis, COST ONLY: random (untrained) weights on synthetic catalogs "
-                 f"({result['threads']} torch thread(s))", fontsize=9)
+                 f"({result['threads']} torch thread(s)); dashed: power law (R2 >= {POWER_LAW_R2}); hollow: random "
+                 "stand-in codes; dotted: measured crossover", fontsize=9)
     fig.tight_layout()
     return _save(fig, stem)

@@ -1,7 +1,7 @@
 """Item tokenizers: item -> short code, code -> item, and a prefix trie of valid codes.
 
 Entry point: `build_tokenizer(name, embeddings, seed=0, **params)` with name in `TOKENIZERS`
-(hkmeans, hkmeans-clean, rqvae, rkmeans, random); fits are cached on disk.
+(hkmeans, hkmeans-clean, rqvae, rkmeans, random, random-sid); fits are cached on disk.
 """
 
 from eager_bench.tokenizers.base import PrefixTrie, Tokenizer

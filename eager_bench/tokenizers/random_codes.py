@@ -1,4 +1,4 @@
-"""The control: random codes of the same shape as EAGER's tree (`random`).
+"""The controls: random codes of the same shape as EAGER's tree (`random`) or TIGER's semantic IDs (`random-sid`).
 
 Same k, depth and duplicate-filled leaves as `hkmeans`, but the padded, shuffled item list is laid onto the leaves
 in order without any clustering, so a code says nothing about its item. `fill=False` keeps one leaf per item.
@@ -13,7 +13,7 @@ import numpy as np
 
 from eager_bench.errors import BenchError
 from eager_bench.tokenizers.base import Tokenizer
-from eager_bench.tokenizers.hkmeans import default_branch, tree_depth
+from eager_bench.tokenizers.hkmeans import default_branch, disambiguate, tree_depth
 
 
 class RandomTokenizer(Tokenizer):
@@ -58,3 +58,27 @@ class RandomTokenizer(Tokenizer):
     def restore_extra(self, extra: dict[str, Any]) -> None:
         self.leaf_codes = np.asarray(extra["leaf_codes"], dtype=np.int64)
         self.leaf_items = np.asarray(extra["leaf_items"], dtype=np.int64)
+
+
+class RandomSemanticIDTokenizer(Tokenizer):
+    """The control for TIGER's semantic IDs (`random-sid`): `levels` codes drawn uniformly from a codebook of
+    `codebook_size` per item, plus the same collision token as rkmeans/rqvae, so the shape (levels, codebook,
+    a 4th token numbering items that share a code) is TIGER's and the codes say nothing about the item. Also the
+    catalog study's stand-in where a real fit would take too long: building it costs one pass over the items."""
+
+    name = "random-sid"
+
+    def __init__(self, levels: int = 3, codebook_size: int = 256) -> None:
+        super().__init__(levels=levels, codebook_size=codebook_size)
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> "RandomSemanticIDTokenizer":
+        start = time.perf_counter()
+        size, levels = int(self.params["codebook_size"]), int(self.params["levels"])
+        if size < 2 or levels < 1:
+            raise BenchError(f"random-sid: codebook_size must be >= 2 and levels >= 1, got {size} and {levels}")
+        codes = np.random.default_rng(seed).integers(0, size, (len(embeddings), levels))
+        full, largest = disambiguate(codes)
+        self._set_codes(full, [size] * levels + [largest], semantic_levels=levels)
+        self.info = {"branch": size, "depth": levels, "largest_collision_group": largest,
+                     "build_s": time.perf_counter() - start}
+        return self

@@ -18,12 +18,13 @@ from eager_bench import settings
 from eager_bench.errors import BenchError
 from eager_bench.tokenizers.base import Tokenizer
 from eager_bench.tokenizers.hkmeans import CleanHKMeansTokenizer, HKMeansTokenizer
-from eager_bench.tokenizers.random_codes import RandomTokenizer
+from eager_bench.tokenizers.random_codes import RandomSemanticIDTokenizer, RandomTokenizer
 from eager_bench.tokenizers.rqvae import ResidualKMeansTokenizer, RQVAETokenizer
 
 CODE_VERSION = "tok-v1"  # bump when a tokenizer's output for the same inputs changes
 TOKENIZERS: dict[str, type[Tokenizer]] = {cls.name: cls for cls in (
-    HKMeansTokenizer, CleanHKMeansTokenizer, RQVAETokenizer, ResidualKMeansTokenizer, RandomTokenizer)}
+    HKMeansTokenizer, CleanHKMeansTokenizer, RQVAETokenizer, ResidualKMeansTokenizer, RandomTokenizer,
+    RandomSemanticIDTokenizer)}
 _NOT_IN_KEY = {"device"}  # where it runs does not change what it builds (up to float noise)
 log = logging.getLogger(__name__)
 
