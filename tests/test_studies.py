@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,15 @@ def test_smoke_tokenization_study_writes_table_and_plots(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_smoke_scaling_study_writes_table_plots_and_exponents(tmp_path: Path) -> None:
+    # a catalog study's result beside it: the scaling page carries its summary (the catalog axis)
+    (tmp_path / "out").mkdir()
+    catalog = {"threads": 1, "command": "eager-bench study catalog -p smoke",
+               "rows": [{"model": "EAGER", "items": n, "status": "ok", "decode_ms_mean": 7.0} for n in (1_000, 9_000)],
+               "laws": {"EAGER": {"decode_ms_mean": {"exponent": 0.0, "coefficient": 7.0, "r2": 1.0, "n_points": 2},
+                                  "build_s": None, "decode_peak_mb": None}},
+               "crossovers": [{"model": "EAGER", "reference": "SASRec", "verdict": "laws say",
+                               "measured": "EAGER cheaper than SASRec from N ~ 5,000"}]}
+    (tmp_path / "out" / "study_catalog_smoke.json").write_text(json.dumps(catalog))
     result = runner.invoke(app, ["study", "scaling", "--profile", "smoke", "--model", "Markov", "--model", "EAGER",
                                  "--out", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res")])
     assert result.exit_code == 0, result.output
@@ -120,7 +130,11 @@ def test_smoke_scaling_study_writes_table_plots_and_exponents(tmp_path: Path) ->
     assert {r["depth"] for r in rows if r["model"] == "EAGER" and r["knob"] == "depth"} == {"1", "2"}
     assert all(float(r["train_s"]) > 0 and float(r["decode_ms_per_user"]) >= 0 for r in rows)
     assert all(float(r["fit_cpu_s"]) >= 0 and float(r["load_1min"]) >= 0 and r["resumed"] == "" for r in rows)
-    assert "## Fitted log-log exponents" in (out / "study_scaling_smoke.md").read_text()
+    md = (out / "study_scaling_smoke.md").read_text()
+    assert "## Fitted log-log exponents" in md
+    assert "## Catalog axis: synthetic catalogs of 1,000-9,000 items (cost only)" in md
+    assert "| EAGER | 0.000 | 1.000 | power law (N^0.00) | - | - |" in md
+    assert "- EAGER vs SASRec: EAGER cheaper than SASRec from N ~ 5,000" in md
     for stem in ("study_scaling_time_smoke", "study_scaling_decode_smoke"):
         assert (out / "plots" / f"{stem}.png").stat().st_size > 0
 

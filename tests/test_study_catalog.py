@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from eager_bench.cli import app
 from eager_bench.errors import BenchError
-from eager_bench.studies.catalog import crossover, fit_laws, parse_sizes, resolve_plan
+from eager_bench.studies.catalog import crossover, fit_laws, parse_sizes, resolve_plan, summary_lines
 from eager_bench.studies.catalog_data import (DEFAULT_MEAN_LENGTH, DEFAULT_ZIPF, HistoryStats, SyntheticCatalog,
                                               source_stats, zipf_fit)
 from eager_bench.studies.powerlaw import PowerLaw
@@ -176,3 +177,118 @@ def test_smoke_catalog_study_writes_table_csv_and_plot(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "study_catalog_smoke.json").read_text())
     assert record["cost_only"] and record["provenance"]["git_commit"] and record["threads"] == 1
     assert (tmp_path / "plots" / "study_catalog_smoke.png").stat().st_size > 0
+    summary = summary_lines(tmp_path / "study_catalog_smoke.json")
+    assert summary[0] == "## Catalog axis: synthetic catalogs of 1,000-10,000 items (cost only)"
+    assert sum(line.startswith(("| SASRec |", "| BERT4Rec |", "| EAGER |", "| TIGER |")) for line in summary) == 4
+    assert sum(line.startswith("- ") and " vs " in line for line in summary) == 4
+    assert summary_lines(tmp_path / "absent.json") == []
+
+
+def _row(model: str, items: int, ms: float, status: str = "ok", build_s: float | None = None) -> dict:
+    return {"model": model, "items": items, "decode_ms_mean": ms, "status": status, "build_s": build_s,
+            "decode_peak_mb": None}
+
+
+def test_measured_crossover_interpolates_the_sign_change_of_the_cost_ratio() -> None:
+    from eager_bench.studies.catalog import measured_crossover
+
+    # flat 10 ms against a full ranking at 1, 5, 20 ms: ratio 10, 2, 0.5; log-ratio crosses 0 between 3e4 and 1e5
+    rows = [_row("EAGER", n, 10.0) for n in (10_000, 30_000, 100_000)]
+    rows += [_row("SASRec", 10_000, 1.0), _row("SASRec", 30_000, 5.0), _row("SASRec", 100_000, 20.0)]
+    n, text = measured_crossover("EAGER", "SASRec", rows)
+    # log(2) / (log(2) + log(2)) of the way from log 3e4 to log 1e5: sqrt(3e4 * 1e5)
+    assert n == pytest.approx(np.sqrt(3e4 * 1e5)) and "dearer at 30,000, cheaper at 100,000" in text
+    assert "dearer again" not in text
+    rows.append(_row("EAGER", 300_000, 90.0))
+    rows.append(_row("SASRec", 300_000, 60.0))
+    assert "dearer again at N = 300,000" in measured_crossover("EAGER", "SASRec", rows)[1]
+    always = [_row("TIGER", n, 50.0) for n in (10_000, 30_000)] + [_row("SASRec", n, 1.0) for n in (10_000, 30_000)]
+    n, text = measured_crossover("TIGER", "SASRec", always)
+    assert n is None and "dearer at every size (50-50x" in text
+    # a point that was not measured does not count, and one shared size is too few
+    skipped = [_row("EAGER", 10_000, 10.0), _row("EAGER", 30_000, None, "skipped: needs ~99 GB > 9 GB"),
+               _row("SASRec", 10_000, 1.0), _row("SASRec", 30_000, 50.0)]
+    assert measured_crossover("EAGER", "SASRec", skipped) == (None, "fewer than 2 sizes measured for both")
+
+
+def test_power_law_reading_only_reads_a_good_fit_as_a_law() -> None:
+    from eager_bench.studies.catalog import power_law_reading
+
+    assert power_law_reading(PowerLaw(0.81, 1e-3, 0.99, 7), [1.0, 30.0]) == "power law (N^0.81)"
+    flat = power_law_reading(PowerLaw(0.1, 7.0, 0.5, 7), [7.0, 11.0, 9.0])
+    assert flat == "not a power law: 7-11 over the range (x1.57)"
+    assert power_law_reading(None, []) == "-"
+
+
+def test_a_fit_predicted_past_max_build_s_gets_random_codes_of_its_shape() -> None:
+    from eager_bench.studies.catalog import measure_point, predicted_build_s
+
+    earlier = [_row("TIGER", 1_000, 5.0, build_s=1.0), _row("TIGER", 3_000, 5.0, build_s=3.0),
+               _row("EAGER", 1_000, 5.0, build_s=100.0)]
+    assert predicted_build_s("TIGER", 10_000, earlier) == pytest.approx(10.0)  # the line through 1 s and 3 s
+    assert predicted_build_s("EAGER", 10_000, earlier) is None  # one point is no law: fit for real
+    plan = resolve_plan("smoke", max_build_s=5.0)
+    cat = SyntheticCatalog(1_000, STATS)
+    hist = cat.histories(8)
+    slow = measure_point("TIGER", cat, hist, plan, threads=1, predicted_build=10.0)
+    assert slow["status"] == "ok; codes: random stand-in (fit predicted ~10 s > max_build_s 5 s)"
+    assert slow["build_s"] is None and slow["tokenizer"].startswith("random-sid stand-in 3x64 + collision token")
+    assert slow["decode_ms_mean"] > 0
+    fast = measure_point("TIGER", cat, hist, plan, threads=1, predicted_build=1.0)
+    assert fast["status"] == "ok" and fast["build_s"] > 0 and fast["tokenizer"].startswith("rkmeans")
+    unlimited = measure_point("EAGER", cat, hist, resolve_plan("smoke", max_build_s=0), threads=1,
+                              predicted_build=1e9)
+    assert unlimited["status"] == "ok" and unlimited["build_s"] > 0
+
+
+def test_random_semantic_ids_have_tigers_shape_and_are_seeded() -> None:
+    from eager_bench.tokenizers import build_tokenizer
+
+    emb = np.zeros((5_000, 8), dtype=np.float32)
+    tok = build_tokenizer("random-sid", emb, seed=1, use_cache=False, levels=3, codebook_size=16)
+    assert tok.codes.shape == (5_000, 4) and tok.vocab_sizes[:3] == [16, 16, 16] and tok.semantic_levels == 3
+    assert tok.codes[:, :3].max() == 15 and len(np.unique(tok.codes, axis=0)) == 5_000  # collision token: unique
+    assert tok.vocab_sizes[3] == tok.codes[:, 3].max() + 1 >= 2  # 5,000 items on 4,096 codes must collide
+    again = build_tokenizer("random-sid", emb, seed=1, use_cache=False, levels=3, codebook_size=16)
+    assert np.array_equal(again.codes, tok.codes)
+    with pytest.raises(BenchError, match="codebook_size must be >= 2"):
+        build_tokenizer("random-sid", emb, use_cache=False, codebook_size=1)
+
+
+def test_a_rerun_keeps_rows_measured_under_the_same_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eager_bench.studies import catalog
+    from eager_bench.studies.catalog import measurement_key, reusable_rows, run_study
+
+    plan = resolve_plan("smoke", sizes=["1e3,3e3"], models=["SASRec"], users=8)
+    context = {"hardware": {"cpu": "Test CPU", "cpu_count": 2}, "packages": {"torch": "2.x"}}
+    key = measurement_key(plan, 1, context)
+    rows = [_row("SASRec", 1_000, 1.0), _row("SASRec", 3_000, 2.0),
+            _row("SASRec", 10_000, 3.0),  # not in this plan
+            _row("EAGER", 1_000, 9.0, "ok; codes: random stand-in (fit predicted ~9 s > max_build_s 1 s)")]
+    previous = {"measurement": key, "rows": rows}
+    assert set(reusable_rows(previous, key, plan)) == {("SASRec", 1_000), ("SASRec", 3_000)}
+    everyone = replace(plan, models=["SASRec", "EAGER"])
+    assert ("EAGER", 1_000) not in reusable_rows(previous, key, everyone)  # stand-ins are measured again
+    assert reusable_rows(previous, measurement_key(plan, 2, context), plan) == {}  # other threads: nothing
+    assert reusable_rows({"rows": rows}, key, plan) == {}  # a file without a key: nothing
+    from eager_bench.compute import usable_cores
+
+    busy = [dict(rows[0], load_before=usable_cores() + 0.6), dict(rows[1], load_after=usable_cores() + 0.4)]
+    assert set(reusable_rows({"measurement": key, "rows": busy}, key, plan)) == {("SASRec", 3_000)}  # oversubscribed
+    # end to end: with every point reusable, nothing is measured
+    import eager_bench.provenance as provenance
+
+    monkeypatch.setattr(provenance, "measurement_context", lambda device="cpu": context)
+    monkeypatch.setattr(catalog, "measure_point", lambda *a, **k: pytest.fail("measured a reusable point"))
+    result = run_study(plan, previous={"measurement": measurement_key(plan, 1, context), "rows": rows})
+    assert result["reused"] == ["SASRec N=1000", "SASRec N=3000"] and [r["items"] for r in result["rows"]] == [1_000,
+                                                                                                             3_000]
+
+
+def test_a_damaged_earlier_result_is_one_clean_line(tmp_path: Path) -> None:
+    (tmp_path / "study_catalog_smoke.json").write_text("{not json")
+    out = subprocess.run([sys.executable, "-m", "eager_bench.cli", "study", "catalog", "--profile", "smoke",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "cannot read the earlier catalog study" in out.stderr and "--fresh" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study_catalog_smoke.json"]

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from eager_bench.errors import BenchError
 from eager_bench.runner import RunSpec
+from eager_bench.studies.catalog import output_stem as catalog_output_stem
+from eager_bench.studies.catalog import summary_lines as catalog_summary
 from eager_bench.studies.powerlaw import PowerLaw, fit_power_law
 from eager_bench.studies.store import cached_record, find_or_run
 from eager_bench.studies.subsample import parse_view, register_view, view_name
@@ -203,7 +205,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
         t, d = fits["time_vs_interactions"], fits["decode_vs_catalog"]
         lines.append(f"| {model} | {_fmt(t and round(t.exponent, 3))} | {_fmt(t and round(t.r2, 3))} | "
                      f"{_fmt(d and round(d.exponent, 3))} | {_fmt(d and round(d.r2, 3))} | {t.n_points if t else '<2'} |")
-    lines += ["", "## Points", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+    lines += ["", *catalog_summary(catalog_output_stem(out_dir, result["profile"]).with_suffix(".json")),
+              "## Points", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
               *["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in result["rows"]], ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     md = stem.with_suffix(".md")
