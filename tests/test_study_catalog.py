@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from eager_bench.cli import app
 from eager_bench.errors import BenchError
-from eager_bench.studies.catalog import crossover, fit_laws, parse_sizes, resolve_plan, summary_lines
+from eager_bench.studies.catalog import fit_laws, law_crossover, parse_sizes, resolve_plan, summary_lines
 from eager_bench.studies.catalog_data import (DEFAULT_MEAN_LENGTH, DEFAULT_ZIPF, HistoryStats, SyntheticCatalog,
                                               source_stats, zipf_fit)
 from eager_bench.studies.powerlaw import PowerLaw
@@ -81,18 +81,20 @@ def test_exponent_fit_recovers_a_known_power_law() -> None:
 
 
 def test_crossover_on_hand_made_laws() -> None:
-    gen = PowerLaw(0.2, 10.0, 1.0, 5)  # 10 N^0.2
-    ref = PowerLaw(1.0, 1e-3, 1.0, 5)  # 1e-3 N: equal where N^0.8 = 1e4, N = 1e5
-    c = crossover("EAGER", "SASRec", gen, ref, 1e4, 1e6)
-    assert c.in_range and c.n == pytest.approx(1e5) and c.verdict == "EAGER cheaper than SASRec above N = 100,000"
-    outside = crossover("EAGER", "SASRec", gen, ref, 1e3, 1e4)
-    assert not outside.in_range and outside.n == pytest.approx(1e5)
-    assert outside.verdict.startswith("no crossover in range") and "dearer throughout" in outside.verdict
-    steeper = crossover("TIGER", "SASRec", ref, gen, 1e4, 1e6)  # the generative law is the steeper one
-    assert steeper.in_range and "below N = 100,000" in steeper.verdict
-    parallel = crossover("TIGER", "SASRec", PowerLaw(1.0, 2.0, 1.0, 3), PowerLaw(1.0, 1.0, 1.0, 3), 1e4, 1e6)
-    assert parallel.n is None and "parallel" in parallel.verdict and "dearer" in parallel.verdict
-    assert crossover("TIGER", "SASRec", None, ref, 1e4, 1e6).n is None
+    gen = lambda n: 10.0 * n ** 0.2  # noqa: E731
+    ref = lambda n: 1e-3 * n  # noqa: E731  equal where N^0.8 = 1e4, N = 1e5
+    c = law_crossover("EAGER", "SASRec", gen, ref, 1e4, 1e6)
+    assert c.in_range and c.n == pytest.approx(1e5, rel=1e-3)
+    assert c.verdict == f"EAGER cheaper than SASRec above N = {c.n:,.0f}"
+    outside = law_crossover("EAGER", "SASRec", gen, ref, 1e3, 1e4)
+    assert not outside.in_range and outside.n == pytest.approx(1e5, rel=1e-3)
+    assert outside.verdict.startswith("no crossover in range [1,000, 10,000]")
+    # a fixed part plus a linear part (full ranking) against a flat cost: they meet where 0.5 + 1e-5 N = 8
+    fixed = law_crossover("TIGER", "SASRec", lambda n: 8.0 + 0 * n, lambda n: 0.5 + 1e-5 * n, 1e3, 1e6)
+    assert fixed.in_range and fixed.n == pytest.approx(7.5e5, rel=1e-3)
+    parallel = law_crossover("TIGER", "SASRec", lambda n: 2.0 * n, lambda n: 1.0 * n, 1e4, 1e6)
+    assert parallel.n is None and parallel.verdict == "no crossover: TIGER dearer on the laws throughout"
+    assert law_crossover("TIGER", "SASRec", None, ref, 1e4, 1e6).verdict == "no law holds for TIGER"
 
 
 def test_full_ranking_in_row_blocks_ranks_as_one_product(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,11 +215,30 @@ def test_measured_crossover_interpolates_the_sign_change_of_the_cost_ratio() -> 
 
 def test_power_law_reading_only_reads_a_good_fit_as_a_law() -> None:
     from eager_bench.studies.catalog import power_law_reading
+    from eager_bench.studies.powerlaw import OffsetPowerLaw
 
     assert power_law_reading(PowerLaw(0.81, 1e-3, 0.99, 7), [1.0, 30.0]) == "power law (N^0.81)"
-    flat = power_law_reading(PowerLaw(0.1, 7.0, 0.5, 7), [7.0, 11.0, 9.0])
-    assert flat == "not a power law: 7-11 over the range (x1.57)"
+    loose = power_law_reading(PowerLaw(0.1, 7.0, 0.5, 7), [7.0, 11.0, 9.0])
+    assert loose == "not a power law: 7-11 over the range (x1.57)"
     assert power_law_reading(None, []) == "-"
+    # full ranking: a fixed encoder cost plus linear scoring bends the plain line; the offset law reads it
+    encoder = OffsetPowerLaw(1.0, 3e-5, 0.5, 0.999, 7)
+    assert power_law_reading(PowerLaw(0.6, 0.01, 0.88, 7), [0.5, 30.5], encoder, 1e6) == \
+        "fixed 0.5 ms + a part growing as N^1.00 (R^2 0.999)"
+    # a cost that hardly moves: the growing part is 1e-8 * 1e6 = 1% of it at the largest size
+    beam = OffsetPowerLaw(1.0, 1e-8, 9.0, 0.1, 7)
+    assert power_law_reading(PowerLaw(0.0, 9.0, 0.2, 7), [8.5, 10.0], beam, 1e6) == \
+        "flat: 8.5-10 over the range (x1.18); the growing part is 0% of the cost at N = 1,000,000"
+
+
+def test_offset_power_law_recovers_a_fixed_part_and_its_growth() -> None:
+    from eager_bench.studies.powerlaw import fit_offset_power_law
+
+    n = np.geomspace(1e3, 1e6, 7)
+    fit = fit_offset_power_law(n, 0.5 + 2e-4 * n ** 0.9)
+    assert fit.exponent == pytest.approx(0.9, abs=1e-3) and fit.offset == pytest.approx(0.5, rel=1e-3)
+    assert fit.coefficient == pytest.approx(2e-4, rel=1e-2) and fit.r2 > 0.9999
+    assert fit_offset_power_law(n[:3], n[:3]) is None  # three points for three parameters: no fit
 
 
 def test_a_fit_predicted_past_max_build_s_gets_random_codes_of_its_shape() -> None:
@@ -283,6 +304,13 @@ def test_a_rerun_keeps_rows_measured_under_the_same_key(monkeypatch: pytest.Monk
     result = run_study(plan, previous={"measurement": measurement_key(plan, 1, context), "rows": rows})
     assert result["reused"] == ["SASRec N=1000", "SASRec N=3000"] and [r["items"] for r in result["rows"]] == [1_000,
                                                                                                              3_000]
+    # --no-run: every row of the earlier file is kept as it is (the stand-in too), the rest is pending
+    redraw = run_study(everyone, previous=previous, measure=False)
+    assert [(r["model"], r["items"]) for r in redraw["rows"]] == [("SASRec", 1_000), ("EAGER", 1_000),
+                                                                   ("SASRec", 3_000)]
+    assert redraw["pending"] == ["EAGER N=3000"]
+    with pytest.raises(BenchError, match="--no-run: the earlier result was not measured under this plan"):
+        run_study(plan, previous={"rows": rows}, measure=False)
 
 
 def test_a_damaged_earlier_result_is_one_clean_line(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from eager_bench import settings
+from eager_bench.errors import BenchError
 
 study_app = typer.Typer(help="Studies: tokenization (code quality vs downstream), scaling (cost vs size), "
                          "protocol (time vs asin item order) and catalog (decode cost vs catalog size, 10^3-10^6).",
@@ -182,6 +183,8 @@ def catalog(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (1
                                                         "profile's, cpu 1500)."),
             fresh: bool = typer.Option(False, "--fresh", help="Measure every point again (default: keep points of "
                                        "the earlier result file measured under the same settings and machine)."),
+            execute: bool = typer.Option(True, "--run/--no-run", help="Measure missing points (else: redraw tables "
+                                         "and plot from the earlier result file, measuring nothing)."),
             data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=f"Dataset folder (env "
                                                     f"{settings.DATA_ENV})."),
             out: Optional[Path] = typer.Option(None, "--out", help="Where table and plot go (default: the results "
@@ -195,13 +198,15 @@ def catalog(profile: str = typer.Option("cpu", "--profile", "-p", help="smoke (1
     plan = study.resolve_plan(profile, sizes, models, users, threads, batch, seed, max_gb, source, tiger_tokenizer,
                               max_build_s)
     target = out or settings.results_dir()
+    if fresh and not execute:
+        raise BenchError("--fresh with --no-run: nothing would be measured and nothing kept; give one of them")
     previous = None if fresh else study.load_previous(study.output_stem(target, plan.name).with_suffix(".json"))
     with _progress() as progress:
         task = progress.add_task("catalog study")
         # the table is rewritten after every point, so an interrupted study leaves what it finished
         result = study.run_study(plan, data_dir, lambda text: progress.update(task, description=text),
                                  lambda partial: study.write_outputs(partial, target, _command(), plot=False),
-                                 previous)
+                                 previous, measure=execute)
     written = study.write_outputs(result, target, _command())
     for model, fits in result["laws"].items():
         parts = [f"{name}: a={fit.exponent:.3f} (R^2 {fit.r2:.2f}, n={fit.n_points})"

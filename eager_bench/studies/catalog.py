@@ -26,7 +26,7 @@ from eager_bench.studies.catalog_models import (GENERATIVE, MODELS, SCORE_BLOCK_
                                                 CostSettings, build_codes, estimate_gb, eval_batch, inputs, preload,
                                                 ranker)
 from eager_bench.studies.memory import PeakMemory, method as memory_method
-from eager_bench.studies.powerlaw import PowerLaw, fit_power_law
+from eager_bench.studies.powerlaw import OffsetPowerLaw, PowerLaw, fit_offset_power_law, fit_power_law
 
 MIN_SIZE = 100  # below this a 2-level tree and a 256-way codebook say nothing about scaling
 FULL_RANKING = ("SASRec", "BERT4Rec")
@@ -38,6 +38,7 @@ COLUMNS = ["model", "items", "branch", "batch", "users", "batches", "threads", "
 # Bump when what a point measures changes (timing method, model wiring): rows of another version are not reused.
 METHOD_VERSION = "catalog-v2"
 POWER_LAW_R2 = 0.9  # below this the log-log line is reported, but not read as the model's law
+FLAT_SHARE = 0.1  # a decode cost whose growing part is under this share at the largest size is read as flat
 # A point timed while the 1-minute load exceeded the usable cores by more than this shared its cores with more than
 # the one other job the study is meant to run beside: a rerun measures it again rather than keep it.
 OVERSUBSCRIBED = 0.5
@@ -225,13 +226,17 @@ def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndar
 
 # --------------------------------------------------------------------------------------------------------- fitting
 
-def fit_laws(rows: list[dict[str, Any]]) -> dict[str, dict[str, PowerLaw | None]]:
-    """Per model, each FITTED quantity against catalog size over its measured points."""
-    out: dict[str, dict[str, PowerLaw | None]] = {}
+def fit_laws(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model, each FITTED quantity against catalog size over its measured points (PowerLaw), and decode time
+    as a fixed part plus a growing one (`decode_offset`, OffsetPowerLaw; None below 4 sizes)."""
+    out: dict[str, dict[str, Any]] = {}
     for model in [m for m in MODELS if any(r["model"] == m for r in rows)]:
         pts = [r for r in rows if r["model"] == model and r["status"] and r["status"].startswith("ok")]
         out[model] = {key: fit_power_law([r["items"] for r in pts if r[key] is not None],
                                          [r[key] for r in pts if r[key] is not None]) for key in FITTED}
+        decode = [r for r in pts if r["decode_ms_mean"] is not None]
+        out[model]["decode_offset"] = fit_offset_power_law([r["items"] for r in decode],
+                                                           [r["decode_ms_mean"] for r in decode])
     return out
 
 
@@ -272,31 +277,7 @@ def measured_crossover(model: str, reference: str, rows: list[dict[str, Any]]) -
                   f"({min(ratios):.2g}-{max(ratios):.2g}x {reference}'s cost)")
 
 
-def crossover(model: str, reference: str, law: PowerLaw | None, ref: PowerLaw | None, lo: float,
-              hi: float) -> Crossover:
-    """Where c_g N^a_g = c_r N^a_r, i.e. N* = (c_r / c_g)^(1 / (a_g - a_r)); the generative model is cheaper above
-    N* when its exponent is the smaller. `in_range` when N* lies within the measured sizes [lo, hi]."""
-    if law is None or ref is None:
-        missing = model if law is None else reference
-        return Crossover(model, reference, None, False, f"no law for {missing} (fewer than 2 measured sizes)")
-    cheaper_at = lambda n: law.coefficient * n ** law.exponent < ref.coefficient * n ** ref.exponent  # noqa: E731
-    # in logs: nearly equal exponents put N* beyond any float, which is "parallel" for every practical purpose
-    log_n = (np.log(ref.coefficient) - np.log(law.coefficient)) / (law.exponent - ref.exponent) \
-        if law.exponent != ref.exponent else np.inf
-    if abs(log_n) > 600:
-        side = "cheaper" if cheaper_at(lo) else "dearer"
-        return Crossover(model, reference, None, False, f"no crossover (parallel laws): {model} {side} at every N")
-    n = float(np.exp(log_n))
-    above = law.exponent < ref.exponent  # the flatter law wins at large N
-    if lo <= n <= hi:
-        where = "above" if above else "below"
-        return Crossover(model, reference, n, True, f"{model} cheaper than {reference} {where} N = {n:,.0f}")
-    side = "cheaper" if cheaper_at(np.sqrt(lo * hi)) else "dearer"
-    return Crossover(model, reference, n, False, f"no crossover in range [{lo:,.0f}, {hi:,.0f}]: {model} {side} "
-                                                 f"throughout (laws meet at N = {n:,.3g}, extrapolated)")
-
-
-def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, PowerLaw | None]]) -> list[Crossover]:
+def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, Any]]) -> list[Crossover]:
     """Each generative model against each full-ranking model measured, on per-user decode time."""
     ok = [r["items"] for r in rows if r["status"] and r["status"].startswith("ok")]
     if not ok:
@@ -306,19 +287,80 @@ def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, PowerLaw | 
     for g in [m for m in GENERATIVE if m in laws]:
         for f in [m for m in FULL_RANKING if m in laws]:
             measured_n, measured = measured_crossover(g, f, rows)
-            out.append(replace(crossover(g, f, laws[g]["decode_ms_mean"], laws[f]["decode_ms_mean"], lo, hi),
-                               measured_n=measured_n, measured=measured))
+            on_laws = law_crossover(g, f, described_law(laws[g], rows, g), described_law(laws[f], rows, f), lo, hi)
+            out.append(replace(on_laws, measured_n=measured_n, measured=measured))
     return out
 
 
-def power_law_reading(fit: PowerLaw | None, values: list[float]) -> str:
-    """Whether the log-log line is the model's law (R^2 >= POWER_LAW_R2), else how much the cost moved at all."""
+def reading_kind(fit: PowerLaw | None, values: list[float], offset: OffsetPowerLaw | None = None,
+                 n_max: float | None = None) -> str:
+    """Which description of the decode cost holds, in order: "flat" (the offset law's growing part is under
+    FLAT_SHARE of the cost at the largest size), "offset" (a material fixed part, >= FLAT_SHARE of the cheapest
+    point, plus a power law, R^2 >= POWER_LAW_R2), "power" (the plain log-log line, R^2 >= POWER_LAW_R2), "none"."""
+    if fit is None or not values:
+        return "none"
+    if offset is not None and n_max:
+        growing = offset.coefficient * n_max ** offset.exponent
+        if growing / (growing + offset.offset) < FLAT_SHARE:
+            return "flat"
+        if offset.r2 >= POWER_LAW_R2 and offset.offset >= FLAT_SHARE * min(values):
+            return "offset"
+    return "power" if fit.r2 >= POWER_LAW_R2 else "none"
+
+
+def power_law_reading(fit: PowerLaw | None, values: list[float], offset: OffsetPowerLaw | None = None,
+                      n_max: float | None = None) -> str:
+    """The reading_kind in words, with the numbers that make it."""
     if fit is None:
         return "-"
-    if fit.r2 >= POWER_LAW_R2:
+    spread = f"{min(values):.3g}-{max(values):.3g} over the range (x{max(values) / min(values):.2f})"
+    kind = reading_kind(fit, values, offset, n_max)
+    if kind == "flat":
+        assert offset is not None and n_max
+        growing = offset.coefficient * n_max ** offset.exponent
+        return f"flat: {spread}; the growing part is {growing / (growing + offset.offset):.0%} of the cost at " \
+               f"N = {n_max:,.0f}"
+    if kind == "offset":
+        assert offset is not None
+        return f"fixed {offset.offset:.3g} ms + a part growing as N^{offset.exponent:.2f} (R^2 {offset.r2:.3f})"
+    if kind == "power":
         return f"power law (N^{fit.exponent:.2f})"
-    spread = max(values) / min(values)
-    return f"not a power law: {min(values):.3g}-{max(values):.3g} over the range (x{spread:.2f})"
+    return f"not a power law: {spread}"
+
+
+def described_law(fits: dict[str, Any], rows: list[dict[str, Any]],
+                  model: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The decode-time law its reading says holds (offset law for flat and offset, the plain line for power)."""
+    mine = [r for r in rows if r["model"] == model and r["decode_ms_mean"] and str(r["status"]).startswith("ok")]
+    plain, offset = fits.get("decode_ms_mean"), fits.get("decode_offset")
+    kind = reading_kind(plain, [r["decode_ms_mean"] for r in mine], offset, max((r["items"] for r in mine),
+                                                                               default=None))
+    if kind in ("flat", "offset"):
+        return lambda n: offset.offset + offset.coefficient * n ** offset.exponent
+    if kind == "power":
+        return lambda n: plain.coefficient * n ** plain.exponent
+    return None
+
+
+def law_crossover(model: str, reference: str, law: Callable[[np.ndarray], np.ndarray] | None,
+                  ref: Callable[[np.ndarray], np.ndarray] | None, lo: float, hi: float) -> Crossover:
+    """Where the described laws meet (any shape: scanned on a fine log grid over [lo / 1000, hi * 1000], the first
+    dearer-to-cheaper change); `in_range` within the measured sizes."""
+    if law is None or ref is None:
+        missing = model if law is None else reference
+        return Crossover(model, reference, None, False, f"no law holds for {missing}")
+    grid = np.geomspace(lo / 1e3, hi * 1e3, 6001)
+    gap = np.log(law(grid)) - np.log(ref(grid))
+    down = np.flatnonzero((gap[:-1] > 0) & (gap[1:] <= 0))
+    if not len(down):
+        side = "cheaper" if gap[len(gap) // 2] <= 0 else "dearer"
+        return Crossover(model, reference, None, False, f"no crossover: {model} {side} on the laws throughout")
+    i = int(down[0])
+    n = float(np.exp(np.interp(0.0, [gap[i + 1], gap[i]], [np.log(grid[i + 1]), np.log(grid[i])])))
+    if lo <= n <= hi:
+        return Crossover(model, reference, n, True, f"{model} cheaper than {reference} above N = {n:,.0f}")
+    return Crossover(model, reference, n, False, f"no crossover in range [{lo:,.0f}, {hi:,.0f}] (laws meet at "
+                                                 f"N = {n:,.3g}, extrapolated)")
 
 
 # --------------------------------------------------------------------------------------------------------- running
@@ -370,9 +412,11 @@ def load_previous(path: Path) -> dict[str, Any] | None:
 
 def run_study(plan: CatalogPlan, data_dir: Path | None = None, progress: Callable[[str], None] | None = None,
               on_update: Callable[[dict[str, Any]], None] | None = None,
-              previous: dict[str, Any] | None = None) -> dict[str, Any]:
+              previous: dict[str, Any] | None = None, measure: bool = True) -> dict[str, Any]:
     """Every (size, model) point of the plan, smallest sizes first; rows of `previous` (the earlier JSON) measured
-    under the same measurement key are kept rather than measured again (`reused` lists them)."""
+    under the same measurement key are kept rather than measured again (`reused` lists them). measure=False
+    measures nothing: every row of `previous` under the same key is kept as it is (stand-ins and loaded points
+    too) and the plan's other points are left pending, so tables and plot can be redrawn from what was measured."""
     import torch
 
     from eager_bench.compute import apply_threads
@@ -388,18 +432,27 @@ def run_study(plan: CatalogPlan, data_dir: Path | None = None, progress: Callabl
         preload(plan.models)
         context = measurement_context("cpu")
         key = measurement_key(plan, threads, context)
-        kept = reusable_rows(previous, key, plan)
+        if not measure and (previous or {}).get("measurement") != key:
+            raise BenchError("--no-run: the earlier result was not measured under this plan, machine and torch "
+                             "(its measurement key differs); run the study to measure")
+        kept = reusable_rows(previous, key, plan) if measure else \
+            {(r["model"], r["items"]): r for r in (previous or {}).get("rows", [])}
         result: dict[str, Any] = {"plan": plan, "stats": stats, "threads": threads, "rows": [], "laws": {},
                                   "crossovers": [], "memory_method": memory_method(), "ann": ann_libraries(),
                                   "context": context, "measurement": key, "reused": [],
                                   "pending": [f"{m} N={n}" for n in plan.sizes for m in plan.models]}
+        stamp = f"{str(context.get('git_commit'))[:7]}{'+dirty' if context.get('git_dirty') else ''}"
+        not_measured: list[str] = []  # measure=False: plan points the earlier result does not have
         for n in plan.sizes:  # smallest catalogs first: an interrupted study still has every model's small points
             catalog: SyntheticCatalog | None = None
             for model in plan.models:
-                result["pending"].pop(0)
+                result["pending"].pop(0)  # the point at hand; what is left is still to come
                 if (model, n) in kept:
                     result["rows"].append(kept[(model, n)])
                     result["reused"].append(f"{model} N={n}")
+                    continue
+                if not measure:
+                    not_measured.append(f"{model} N={n}")
                     continue
                 if catalog is None:
                     catalog = SyntheticCatalog(n, stats, plan.settings.seed)
@@ -407,12 +460,15 @@ def run_study(plan: CatalogPlan, data_dir: Path | None = None, progress: Callabl
                 note(f"{model} on {n:,} items")
                 row = measure_point(model, catalog, histories, plan, threads,
                                     predicted_build_s(model, n, result["rows"]))
-                row["measured"] = f"{now_iso()[:16]} {str(context.get('git_commit'))[:7]}{'+dirty' if context.get('git_dirty') else ''}"
+                row["measured"] = f"{now_iso()[:16]} {stamp}"
                 result["rows"].append(row)
                 result["laws"] = fit_laws(result["rows"])
                 result["crossovers"] = crossovers(result["rows"], result["laws"])
                 if on_update:
                     on_update(result)
+        result["pending"] = not_measured
+        result["laws"] = fit_laws(result["rows"])
+        result["crossovers"] = crossovers(result["rows"], result["laws"])
         result["context_end"] = {"load_avg_1min": round(os.getloadavg()[0], 2)}
         return result
     finally:
@@ -495,20 +551,30 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
         lines += ["**Points not measured**: " + "; ".join(f"{r['model']} N={r['items']:,}: {r['status']}"
                                                           for r in not_ok), ""]
     lines += ["## Fitted log-log exponents (quantity ~ N^a, numpy.polyfit via studies.powerlaw)", "",
-              f"A line with R^2 < {POWER_LAW_R2} is shown but not read as the model's law: the reading column says how "
-              "far its decode cost moved instead.", "",
-              "| model | decode ms/user a | R^2 | decode reading | code build s a | R^2 | decode peak MB a | R^2 | "
-              "points |", "|---|---|---|---|---|---|---|---|---|"]
+              f"A line with R^2 < {POWER_LAW_R2} is shown but not read as the model's law. Decode time is also fitted "
+              "as a fixed part plus a growing one, t0 + c N^a (scipy least squares in log space): a full-ranking "
+              "model's user encoder costs the same at every N, so on three decades its plain log-log line bends "
+              "while t0 + c N^a shows how the scoring itself grows. The reading column says which description "
+              f"holds (flat: the growing part is under {FLAT_SHARE:.0%} of the cost at the largest N).", "",
+              "| model | decode ms/user a | R^2 | t0 + c N^a: a | t0 ms | R^2 | decode reading | code build s a | R^2 "
+              "| decode peak MB a | R^2 | points |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, fits in result["laws"].items():
         n_pts = max((f.n_points for f in fits.values() if f is not None), default=0)
-        decode = [r["decode_ms_mean"] for r in result["rows"] if r["model"] == model and r["decode_ms_mean"]]
-        lines.append(f"| {model} | {_law(fits['decode_ms_mean'])} | "
-                     f"{power_law_reading(fits['decode_ms_mean'], decode)} | {_law(fits['build_s'])} | "
-                     f"{_law(fits['decode_peak_mb'])} | {n_pts} |")
+        mine = [r for r in result["rows"] if r["model"] == model and r["decode_ms_mean"]]
+        decode = [r["decode_ms_mean"] for r in mine]
+        offset = fits.get("decode_offset")
+        n_max = max((r["items"] for r in mine), default=None)
+        offset_cells = "- | - | -" if offset is None else (f"{offset.exponent:.3f} | {offset.offset:.3g} | "
+                                                          f"{offset.r2:.3f}")
+        if reading_kind(fits["decode_ms_mean"], decode, offset, n_max) == "flat":  # a of a vanishing part: noise
+            offset_cells = f"- | {offset.offset:.3g} | -"
+        reading = power_law_reading(fits["decode_ms_mean"], decode, offset, n_max)
+        lines.append(f"| {model} | {_law(fits['decode_ms_mean'])} | {offset_cells} | {reading} | "
+                     f"{_law(fits['build_s'])} | {_law(fits['decode_peak_mb'])} | {n_pts} |")
     lines += ["", "## Crossover with full ranking (per-user decode time)", "",
               "Measured: where the measured cost ratio changes sign, interpolated in log-log between the sizes "
-              "around it (no law needed). Laws: where the fitted power laws meet (meaningful only where both "
-              "follow one).", "",
+              "around it (no law needed). Laws: where the laws of each model's reading meet (t0 + c N^a for flat "
+              "and fixed-plus-growing readings, N^a for a power law; none where no law holds).", "",
               "| generative | full ranking | measured crossover N | measured | laws meet at N | in measured range "
               "| on the laws |", "|---|---|---|---|---|---|---|"]
     for c in result["crossovers"]:
@@ -543,11 +609,13 @@ def summary_lines(json_path: Path) -> list[str]:
              "every item.", "", "| model | decode ms/user a | R^2 | reading | code build s a | R^2 |",
              "|---|---|---|---|---|---|"]
     for model, fits in data.get("laws", {}).items():
-        decode, build = fits.get("decode_ms_mean"), fits.get("build_s")
+        decode, build, offset = fits.get("decode_ms_mean"), fits.get("build_s"), fits.get("decode_offset")
         law = decode and PowerLaw(**decode)
-        values = [r["decode_ms_mean"] for r in rows if r["model"] == model and r.get("decode_ms_mean")]
-        lines.append(f"| {model} | {_law(law)} | {power_law_reading(law, values) if values else '-'} | "
-                     f"{_law(build and PowerLaw(**build))} |")
+        mine = [r for r in rows if r["model"] == model and r.get("decode_ms_mean")]
+        values = [r["decode_ms_mean"] for r in mine]
+        reading = power_law_reading(law, values, offset and OffsetPowerLaw(**offset),
+                                    max(r["items"] for r in mine)) if values else "-"
+        lines.append(f"| {model} | {_law(law)} | {reading} | {_law(build and PowerLaw(**build))} |")
     lines += [""] + [f"- {c['model']} vs {c['reference']}: {c.get('measured') or c['verdict']}"
                      for c in data.get("crossovers", [])] + [""]
     return lines

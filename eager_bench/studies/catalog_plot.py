@@ -18,7 +18,7 @@ _PANELS = (("decode_ms_mean", "decode ms per user (mean)"), ("build_s", "code bu
 def catalog_plot(result: dict[str, Any], stem: Path) -> list[Path]:
     """Measured points joined by a line (hollow where random stand-in codes replaced the fit); the fitted law dashed
     where it is read as the model's law (R^2 >= POWER_LAW_R2); measured crossovers as dotted verticals."""
-    from eager_bench.studies.catalog import POWER_LAW_R2
+    from eager_bench.studies.catalog import POWER_LAW_R2, described_law
 
     rows = [r for r in result["rows"] if str(r["status"]).startswith("ok")]
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(13.0, 4.2))
@@ -36,9 +36,12 @@ def catalog_plot(result: dict[str, Any], stem: Path) -> list[Path]:
                     label=f"{model} (a={fit.exponent:.2f}, R2 {fit.r2:.2f})" if fit is not None else model)
             if stand_in.any():
                 ax.scatter(x[stand_in], y[stand_in], s=40, facecolors="white", edgecolors=color, zorder=3)
-            if read:
-                grid = np.geomspace(x.min(), x.max(), 20)
-                ax.plot(grid, fit.coefficient * grid ** fit.exponent, color=color, lw=0.8, ls="--")
+            grid = np.geomspace(x.min(), x.max(), 40)
+            # decode: the law its reading describes (a fixed part plus a growing one for full ranking)
+            law = described_law(result["laws"].get(model, {}), result["rows"], model) if key == "decode_ms_mean" \
+                else (lambda n: fit.coefficient * n ** fit.exponent) if read else None
+            if law is not None:
+                ax.plot(grid, law(grid), color=color, lw=0.8, ls="--")
         if key == "decode_ms_mean":
             for c in result["crossovers"]:
                 if c.measured_n is not None:
@@ -52,7 +55,8 @@ def catalog_plot(result: dict[str, Any], stem: Path) -> list[Path]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.suptitle("Catalog axis, COST ONLY: random (untrained) weights on synthetic catalogs "
-                 f"({result['threads']} torch thread(s)); dashed: power law (R2 >= {POWER_LAW_R2}); hollow: random "
+                 f"({result['threads']} torch thread(s)); dashed: fitted law (N^a, or t0 + c N^a for decode; R2 >= "
+                 f"{POWER_LAW_R2}); hollow: random "
                  "stand-in codes; dotted: measured crossover", fontsize=9)
     fig.tight_layout()
     return _save(fig, stem)
