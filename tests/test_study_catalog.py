@@ -166,23 +166,28 @@ def test_smoke_catalog_study_writes_table_csv_and_plot(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "EAGER vs SASRec:" in result.output and "TIGER vs SASRec:" in result.output
     rows = list(csv.DictReader((tmp_path / "study_catalog_smoke.csv").open()))
-    assert {(r["model"], r["items"]) for r in rows} == {(m, n) for m in ("SASRec", "BERT4Rec", "EAGER", "TIGER")
+    assert {(r["model"], r["items"]) for r in rows} == {(m, n) for m in ("SASRec", "BERT4Rec", "EAGER", "TIGER",
+                                                                         "SASRec-HNSW")
                                                         for n in ("1000", "3000", "10000")}
     assert all(r["status"] == "ok" and r["threads"] == "1" for r in rows)
     assert all(float(r["decode_ms_mean"]) > 0 and float(r["decode_ms_p95"]) > 0 and r["load_before"] for r in rows)
-    assert all(bool(r["build_s"]) == (r["model"] in ("EAGER", "TIGER")) for r in rows)
+    assert all(bool(r["build_s"]) == (r["model"] in ("EAGER", "TIGER", "SASRec-HNSW")) for r in rows)
+    assert all(0.5 < float(r["ann_recall"]) <= 1.0 for r in rows if r["model"] == "SASRec-HNSW")
+    assert all(r["ann_recall"] == "" for r in rows if r["model"] != "SASRec-HNSW")
+    assert "EAGER vs SASRec-HNSW:" in result.output
     assert {r["branch"] for r in rows if r["model"] == "EAGER"} == {"32", "55", "100"}  # ceil(sqrt N)
     md = (tmp_path / "study_catalog_smoke.md").read_text()
-    for text in ("Cost only", "## Fitted log-log exponents", "## Crossover with full ranking", "- ANN:", "torch 2",
-                 "commit "):
+    for text in ("Cost only", "## Fitted log-log exponents", "## Crossover with full ranking", "- ANN (SASRec-HNSW):",
+                 "Importable here: faiss", "torch 2", "commit "):
         assert text in md
     record = json.loads((tmp_path / "study_catalog_smoke.json").read_text())
     assert record["cost_only"] and record["provenance"]["git_commit"] and record["threads"] == 1
     assert (tmp_path / "plots" / "study_catalog_smoke.png").stat().st_size > 0
     summary = summary_lines(tmp_path / "study_catalog_smoke.json")
     assert summary[0] == "## Catalog axis: synthetic catalogs of 1,000-10,000 items (cost only)"
-    assert sum(line.startswith(("| SASRec |", "| BERT4Rec |", "| EAGER |", "| TIGER |")) for line in summary) == 4
-    assert sum(line.startswith("- ") and " vs " in line for line in summary) == 4
+    assert sum(line.startswith(("| SASRec |", "| BERT4Rec |", "| EAGER |", "| TIGER |", "| SASRec-HNSW |"))
+               for line in summary) == 5
+    assert sum(line.startswith("- ") and " vs " in line for line in summary) == 6  # 2 generative x 3 references
     assert summary_lines(tmp_path / "absent.json") == []
 
 
@@ -320,3 +325,23 @@ def test_a_damaged_earlier_result_is_one_clean_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and "cannot read the earlier catalog study" in out.stderr and "--fresh" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study_catalog_smoke.json"]
+
+
+def test_hnsw_scoring_returns_catalog_items_close_to_the_exact_top_k() -> None:
+    from eager_bench.studies import catalog_models
+    from eager_bench.studies.catalog_models import CostSettings, ann_recall, top_k_overlap
+
+    assert top_k_overlap(np.array([[1, 2, 3, 4]]), np.array([[4, 3, 9, 8]])) == 0.5  # 2 of the exact 4 found
+    cat = SyntheticCatalog(2_000, STATS)
+    hist = cat.histories(64)
+    settings = CostSettings()
+    table = catalog_models.inputs("SASRec-HNSW", cat, settings)["items"]
+    assert table.shape == (2_000, 64)
+    index, info = catalog_models.build_codes("SASRec-HNSW", {"items": table}, settings)
+    assert index.ntotal == 2_000 and info["tokenizer"].startswith("faiss HNSW M 32")
+    recommend = catalog_models.ranker("SASRec-HNSW", cat, {"items": table}, index, settings)
+    top = recommend(hist, 20)
+    assert top.shape == (64, 20) and top.min() >= 1 and top.max() <= 2_000
+    assert all(len(set(row)) == 20 for row in top)
+    # the index holds the network's own item table: with efSearch 64 on 2,000 items it finds nearly all of it
+    assert ann_recall(cat, hist, recommend, settings) > 0.9

@@ -22,19 +22,21 @@ import numpy as np
 from eager_bench.compute import usable_cores
 from eager_bench.errors import BenchError
 from eager_bench.studies.catalog_data import SyntheticCatalog, source_stats
-from eager_bench.studies.catalog_models import (GENERATIVE, MODELS, SCORE_BLOCK_BYTES, TIGER_TOKENIZERS, TOP_K,
-                                                CostSettings, build_codes, estimate_gb, eval_batch, inputs, preload,
-                                                ranker)
+from eager_bench.studies.catalog_models import (ANN, BUILT, GENERATIVE, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH,
+                                                HNSW_M, MODELS, SCORE_BLOCK_BYTES, TIGER_TOKENIZERS, TOP_K,
+                                                CostSettings, ann_recall, build_codes, estimate_gb, eval_batch,
+                                                inputs, preload, ranker)
 from eager_bench.studies.memory import PeakMemory, method as memory_method
 from eager_bench.studies.powerlaw import OffsetPowerLaw, PowerLaw, fit_offset_power_law, fit_power_law
 
 MIN_SIZE = 100  # below this a 2-level tree and a 256-way codebook say nothing about scaling
 FULL_RANKING = ("SASRec", "BERT4Rec")
+REFERENCES = FULL_RANKING + ANN  # what each generative model's cost is compared with
 ANN_LIBRARIES = ("faiss", "hnswlib", "annoy")
 FITTED = {"decode_ms_mean": "decode ms/user", "build_s": "code build s", "decode_peak_mb": "decode peak MB"}
 COLUMNS = ["model", "items", "branch", "batch", "users", "batches", "threads", "decode_ms_mean", "decode_ms_p95",
            "decode_peak_mb", "build_s", "build_peak_mb", "est_gb", "load_before", "load_after", "wall_s", "status",
-           "tokenizer", "measured"]
+           "tokenizer", "ann_recall", "measured"]
 # Bump when what a point measures changes (timing method, model wiring): rows of another version are not reused.
 METHOD_VERSION = "catalog-v2"
 POWER_LAW_R2 = 0.9  # below this the log-log line is reported, but not read as the model's law
@@ -203,7 +205,7 @@ def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndar
     row["load_before"] = round(os.getloadavg()[0], 2)
     start = time.perf_counter()
     try:
-        embeddings = inputs(model, catalog)
+        embeddings = inputs(model, catalog, plan.settings)
         with PeakMemory() as build_mem:
             t = time.perf_counter()
             codes, info = build_codes(model, embeddings, plan.settings, stand_in=stand_in)
@@ -211,11 +213,13 @@ def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndar
         with PeakMemory() as decode_mem:
             recommend = ranker(model, catalog, embeddings, codes, plan.settings)
             row.update(time_decode(recommend, histories, batch))
+        if model in ANN:
+            row["ann_recall"] = round(ann_recall(catalog, histories, recommend, plan.settings), 4)
         del recommend, codes, embeddings
     except (BenchError, RuntimeError, MemoryError) as exc:
         row.update(status=f"failed: {exc}".splitlines()[0], load_after=round(os.getloadavg()[0], 2))
         return row
-    generative = model in GENERATIVE and not stand_in
+    generative = model in BUILT and not stand_in
     row.update(branch=info.get("branch"), tokenizer=info.get("tokenizer"), decode_peak_mb=decode_mem.peak_mb,
                build_s=round(build_s, 3) if generative else None,
                build_peak_mb=build_mem.peak_mb if generative else None,
@@ -285,7 +289,7 @@ def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, Any]]) -> l
     lo, hi = min(ok), max(ok)
     out = []
     for g in [m for m in GENERATIVE if m in laws]:
-        for f in [m for m in FULL_RANKING if m in laws]:
+        for f in [m for m in REFERENCES if m in laws]:
             measured_n, measured = measured_crossover(g, f, rows)
             on_laws = law_crossover(g, f, described_law(laws[g], rows, g), described_law(laws[f], rows, f), lo, hi)
             out.append(replace(on_laws, measured_n=measured_n, measured=measured))
@@ -530,9 +534,11 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
              + " (a power law through the model's earlier sizes) are not run: random codes of the same shape stand "
                "in (EAGER: `random` leaves; TIGER: `random-sid`, uniform 3 x codebook codes + collision token, whose "
                "collision token is narrower than a real fit's) and build_s is not reported; the status says so.",
-             "- ANN: " + (f"importable here: {', '.join(ann)} (not measured in this study)." if ann else
-                          f"none of {', '.join(ANN_LIBRARIES)} is importable in this venv, so approximate "
-                          "(sub-linear) scoring of the item table is not measured; full ranking here is exact."),
+             "- ANN (SASRec-HNSW): the SASRec user state searched in a faiss HNSW inner-product index over the item "
+             f"table (M {HNSW_M}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {HNSW_EF_SEARCH}); build_s = the "
+             "index build; `ann_recall` = share of the exact top-20 that its top-20 holds (first 256 users, "
+             "untimed). Importable here: " + (", ".join(ann) if ann else "none")
+             + f" (of {', '.join(ANN_LIBRARIES)}).",
              f"- Machine: {hw.get('cpu')} ({hw.get('cpu_count')} cores), torch {ctx['packages'].get('torch')}, "
              f"commit {ctx['git_commit']}{' (dirty tree)' if ctx.get('git_dirty') else ''}, started "
              f"{ctx['created']}, 1-minute load {ctx['load_avg_1min']} at the start"

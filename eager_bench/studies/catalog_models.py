@@ -7,6 +7,9 @@
 - SASRec / BERT4Rec: what a practitioner does to rank the whole catalog: a user state from a transformer of the
   RecBole model's cpu size, one product with the N x d item table, top-K. Built here in torch rather than through
   RecBole, whose dataset machinery would need a 10^6-item atomic file per point for the same two matrix products.
+- SASRec-HNSW: what a practitioner does when exact scoring is too slow: the same SASRec user state searched in an
+  approximate inner-product index over the item table (faiss HNSW); its "codes" are the index, its approximation
+  is measured as the overlap of its top-K with the exact top-K.
 
 Only cost is meaningful: random weights give flat distributions, which for EAGER's pruned beam is the pessimistic
 case (fewest level-1 candidates pruned).
@@ -30,8 +33,13 @@ from eager_bench.models.base import RunContext
 from eager_bench.ranking import top_k
 from eager_bench.studies.catalog_data import SyntheticCatalog
 
-MODELS = ("SASRec", "BERT4Rec", "EAGER", "TIGER")
+MODELS = ("SASRec", "BERT4Rec", "EAGER", "TIGER", "SASRec-HNSW")
 GENERATIVE = ("EAGER", "TIGER")
+ANN = ("SASRec-HNSW",)  # full ranking's state, searched approximately in an index built once per catalog
+BUILT = GENERATIVE + ANN  # models that build something per catalog (codes, an index) before ranking
+# faiss defaults are M 32 / efConstruction 40 / efSearch 16; efSearch 64 >= 3 x TOP_K keeps the top-20 close to exact
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 64
+ANN_RECALL_USERS = 256  # users whose ANN top-K is compared with the exact top-K (untimed)
 TIGER_TOKENIZERS = ("rkmeans", "rqvae")
 TOP_K = 20  # the largest cut-off evaluated (Recall/NDCG@20)
 MAX_HISTORY = 50  # RecBole's MAX_ITEM_LIST_LENGTH = the split's max_history
@@ -68,12 +76,17 @@ def _context(settings: CostSettings) -> RunContext:
 
 # ------------------------------------------------------------------------------------------------------------ inputs
 
-def inputs(model: str, catalog: SyntheticCatalog) -> dict[str, np.ndarray]:
-    """Item embeddings the model's codes are built from (generated outside the timed phases)."""
+def inputs(model: str, catalog: SyntheticCatalog, settings: CostSettings | None = None) -> dict[str, np.ndarray]:
+    """Item embeddings the model's codes are built from (generated outside the timed phases); for SASRec-HNSW the
+    item table of the same seeded network the ranker builds."""
     if model == "EAGER":
         return {"behavior": catalog.embeddings("behavior"), "semantic": catalog.embeddings("text")}
     if model == "TIGER":
         return {"text": catalog.embeddings("text")}
+    if model in ANN:
+        torch.manual_seed((settings or CostSettings()).seed)  # as ranker() does: the same weights
+        net = _full_ranker("SASRec", catalog.n_items)
+        return {"items": net.items.weight[1:catalog.n_items + 1].detach().numpy().copy()}
     return {}
 
 
@@ -90,6 +103,9 @@ def build_codes(model: str, embeddings: dict[str, np.ndarray], settings: CostSet
     collide, real ones put hundreds of items on one code at 10^5-10^6 items)."""
     from eager_bench.tokenizers import build_tokenizer
 
+    if model in ANN:
+        return hnsw_index(embeddings["items"]), {"tokenizer": f"faiss HNSW M {HNSW_M}, efConstruction "
+                                                              f"{HNSW_EF_CONSTRUCTION}, efSearch {HNSW_EF_SEARCH}"}
     if model == "EAGER":
         k = branch(len(embeddings["behavior"]))
         name, params = ("random", {}) if stand_in else ("hkmeans", {"max_iters": settings.hkmeans_iters})
@@ -128,6 +144,8 @@ def ranker(model: str, catalog: SyntheticCatalog, embeddings: dict[str, np.ndarr
         return _tiger(catalog, codes, settings)
     if model in ("SASRec", "BERT4Rec"):
         return _full_ranking(model, catalog.n_items)
+    if model in ANN:
+        return _ann_ranking(_full_ranker("SASRec", catalog.n_items), codes)
     raise BenchError(f"unknown catalog-study model {model!r}; known: {', '.join(MODELS)}")
 
 
@@ -186,6 +204,19 @@ class FullRanker(nn.Module):
 
     @torch.no_grad()
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+        state = self.user_state(histories)
+        table = self.items.weight[1:self.n_items + 1]
+        out = []
+        for rows in torch.split(state, score_rows(self.n_items)):
+            scores = rows @ table.T  # [rows, N]: every item scored
+            if self.bias is not None:
+                scores = scores + self.bias
+            out.append(top_k(scores, k).numpy() + 1)
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def user_state(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """[len(histories), d]: the vector every item's embedding is scored against."""
         cap = MAX_HISTORY - 1 if self.bidirectional else MAX_HISTORY  # BERT4Rec keeps a slot for [MASK]
         lengths = np.array([min(len(h), cap) for h in histories])
         ids = np.zeros((len(histories), MAX_HISTORY), dtype=np.int64)
@@ -199,22 +230,61 @@ class FullRanker(nn.Module):
         # True = may not attend (a bool mask, as the padding mask is)
         mask = None if self.bidirectional else torch.ones(MAX_HISTORY, MAX_HISTORY, dtype=torch.bool).triu(1)
         hidden = self.encoder(x, mask=mask, src_key_padding_mask=seq == 0, is_causal=mask is not None)
-        state = self.head(hidden[torch.arange(len(ids)), torch.as_tensor(lengths) - 1])
-        table = self.items.weight[1:self.n_items + 1]
-        out = []
-        for rows in torch.split(state, score_rows(self.n_items)):
-            scores = rows @ table.T  # [rows, N]: every item scored
-            if self.bias is not None:
-                scores = scores + self.bias
-            out.append(top_k(scores, k).numpy() + 1)
-        return np.concatenate(out)
+        return self.head(hidden[torch.arange(len(ids)), torch.as_tensor(lengths) - 1])
 
 
-def _full_ranking(model: str, n_items: int) -> Recommend:
+def _full_ranker(model: str, n_items: int) -> FullRanker:
     import baselines  # the RecBole models' YAMLs (importing the models themselves would load RecBole)
 
     cfg = resolve_config(Path(baselines.__file__).parent / f"{model.lower()}.yaml", "cpu")
-    return FullRanker(n_items, cfg, bidirectional=model == "BERT4Rec").eval().recommend
+    return FullRanker(n_items, cfg, bidirectional=model == "BERT4Rec").eval()
+
+
+def _full_ranking(model: str, n_items: int) -> Recommend:
+    return _full_ranker(model, n_items).recommend
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise BenchError("SASRec-HNSW needs the faiss-cpu package (a dependency of eager-bench: reinstall)") from None
+    faiss.omp_set_num_threads(torch.get_num_threads())  # the study's thread count, as for torch
+    return faiss
+
+
+def hnsw_index(table: np.ndarray) -> Any:
+    """A faiss HNSW inner-product index over the [N, d] item table (row i-1 = item i)."""
+    faiss = _faiss()
+    index = faiss.IndexHNSWFlat(table.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.add(np.ascontiguousarray(table, dtype=np.float32))
+    index.hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def _ann_ranking(net: FullRanker, index: Any) -> Recommend:
+    def recommend(histories: list[np.ndarray], k: int) -> np.ndarray:
+        state = np.ascontiguousarray(net.user_state(histories).numpy(), dtype=np.float32)
+        _, ids = index.search(state, k)
+        return ids.astype(np.int64) + 1
+
+    return recommend
+
+
+def ann_recall(catalog: SyntheticCatalog, histories: list[np.ndarray], recommend: Recommend,
+               settings: CostSettings) -> float:
+    """Overlap of the ANN's top-K with the exact top-K of the same seeded network, on the first ANN_RECALL_USERS
+    histories (untimed: it says what the speed costs in approximation)."""
+    torch.manual_seed(settings.seed)  # as ranker() does: the same weights
+    exact = _full_ranking("SASRec", catalog.n_items)
+    sample = histories[:ANN_RECALL_USERS]
+    return top_k_overlap(recommend(sample, TOP_K), exact(sample, TOP_K))
+
+
+def top_k_overlap(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each user's exact top-K that the approximate top-K also holds (recall of the ANN's top-K)."""
+    return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)]))
 
 
 # ------------------------------------------------------------------------------------------------------ memory guard
@@ -250,6 +320,10 @@ def estimate_gb(model: str, n_items: int, batch: int, codebook: int = 256) -> di
         # k-means distances [N, codebook] f32 + temporaries; decode: ~5 MB per user (beam 20 x the encoder rows and
         # cross-attention cache per beam), the code tables grow with N
         return {"inputs": 4 * n * 384 / 1e9, "codes": 3 * 4 * n * codebook / 1e9, "decode": (b * 5e6 + 64 * n) / 1e9}
+    if model in ANN:
+        # item table twice (the network's and the index's copy) and HNSW links (2 M int32 per item at level 0)
+        return {"inputs": 4 * 64 * n / 1e9, "codes": (4 * 64 + 8 * HNSW_M) * n / 1e9,
+                "decode": (4 * 64 * n + b * 0.15e6) / 1e9}
     # item table, ~0.15 MB per user of transformer transients, one block of scores + top_k's temporaries (~17 B each)
     rows = min(b, float(score_rows(n_items)))
     return {"inputs": 0.0, "codes": 0.0, "decode": (4 * 64 * n + b * 0.15e6 + 17 * rows * n) / 1e9}
@@ -262,6 +336,8 @@ def preload(models: list[str]) -> None:
         import eager_bench.eager.model  # noqa: F401
     if "TIGER" in models:
         import baselines.tiger  # noqa: F401
+    if any(m in ANN for m in models):
+        _faiss()
     import eager_bench.tokenizers  # noqa: F401
 
     _full_ranking("SASRec", 100)([np.array([1, 2, 3])], TOP_K)
