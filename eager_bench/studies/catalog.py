@@ -369,6 +369,16 @@ def law_crossover(model: str, reference: str, law: Callable[[np.ndarray], np.nda
 
 # --------------------------------------------------------------------------------------------------------- running
 
+def faiss_build() -> str:
+    """', faiss <version> built with <SIMD options>' (its wheel may carry only the generic build), or ''."""
+    if importlib.util.find_spec("faiss") is None:
+        return ""
+    from eager_bench.studies.catalog_models import _faiss
+
+    faiss = _faiss()
+    return f"; faiss {faiss.__version__}, compile options: {faiss.get_compile_options().strip() or 'none'}"
+
+
 def ann_libraries() -> list[str]:
     return [name for name in ANN_LIBRARIES if importlib.util.find_spec(name) is not None]
 
@@ -538,7 +548,7 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
              f"table (M {HNSW_M}, efConstruction {HNSW_EF_CONSTRUCTION}, efSearch {HNSW_EF_SEARCH}); build_s = the "
              "index build; `ann_recall` = share of the exact top-20 that its top-20 holds (first 256 users, "
              "untimed). Importable here: " + (", ".join(ann) if ann else "none")
-             + f" (of {', '.join(ANN_LIBRARIES)}).",
+             + f" (of {', '.join(ANN_LIBRARIES)})" + faiss_build() + ".",
              f"- Machine: {hw.get('cpu')} ({hw.get('cpu_count')} cores), torch {ctx['packages'].get('torch')}, "
              f"commit {ctx['git_commit']}{' (dirty tree)' if ctx.get('git_dirty') else ''}, started "
              f"{ctx['created']}, 1-minute load {ctx['load_avg_1min']} at the start"

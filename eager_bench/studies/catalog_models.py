@@ -245,6 +245,10 @@ def _full_ranking(model: str, n_items: int) -> Recommend:
 
 
 def _faiss() -> Any:
+    import logging
+
+    # faiss.loader logs each SIMD build it tries (AVX512, AVX2, ...) at INFO: noise in our logs, not news
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError:
