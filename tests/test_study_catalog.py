@@ -344,4 +344,4 @@ def test_hnsw_scoring_returns_catalog_items_close_to_the_exact_top_k() -> None:
     assert top.shape == (64, 20) and top.min() >= 1 and top.max() <= 2_000
     assert all(len(set(row)) == 20 for row in top)
     # the index holds the network's own item table: with efSearch 64 on 2,000 items it finds nearly all of it
-    assert ann_recall(cat, hist, recommend, settings) > 0.9
+    assert ann_recall(hist, recommend) > 0.9

@@ -25,7 +25,7 @@ from eager_bench.studies.catalog_data import SyntheticCatalog, source_stats
 from eager_bench.studies.catalog_models import (ANN, BUILT, GENERATIVE, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH,
                                                 HNSW_M, MODELS, SCORE_BLOCK_BYTES, TIGER_TOKENIZERS, TOP_K,
                                                 CostSettings, ann_recall, build_codes, estimate_gb, eval_batch,
-                                                inputs, preload, ranker)
+                                                faiss_build, inputs, preload, ranker)
 from eager_bench.studies.memory import PeakMemory, method as memory_method
 from eager_bench.studies.powerlaw import OffsetPowerLaw, PowerLaw, fit_offset_power_law, fit_power_law
 
@@ -133,6 +133,17 @@ def resolve_plan(profile: str, sizes: list[str] | None = None, models: list[str]
 
 # ------------------------------------------------------------------------------------------------------- measuring
 
+def is_measured(row: dict[str, Any]) -> bool:
+    """A point that ran ("ok", with or without notes), as opposed to skipped or failed."""
+    return str(row.get("status")).startswith("ok")
+
+
+def decode_points(rows: list[dict[str, Any]], model: str) -> tuple[list[float], int | None]:
+    """The model's measured per-user decode times and its largest measured size (None without any)."""
+    mine = [r for r in rows if r["model"] == model and r.get("decode_ms_mean") and is_measured(r)]
+    return [r["decode_ms_mean"] for r in mine], max((r["items"] for r in mine), default=None)
+
+
 def available_gb() -> float:
     """MemAvailable now (the machine is shared: what other jobs hold is not ours to use)."""
     try:
@@ -214,15 +225,15 @@ def measure_point(model: str, catalog: SyntheticCatalog, histories: list[np.ndar
             recommend = ranker(model, catalog, embeddings, codes, plan.settings)
             row.update(time_decode(recommend, histories, batch))
         if model in ANN:
-            row["ann_recall"] = round(ann_recall(catalog, histories, recommend, plan.settings), 4)
+            row["ann_recall"] = round(ann_recall(histories, recommend), 4)
         del recommend, codes, embeddings
     except (BenchError, RuntimeError, MemoryError) as exc:
         row.update(status=f"failed: {exc}".splitlines()[0], load_after=round(os.getloadavg()[0], 2))
         return row
-    generative = model in BUILT and not stand_in
+    built = model in BUILT and not stand_in  # a real fit or index: its build is the measurement
     row.update(branch=info.get("branch"), tokenizer=info.get("tokenizer"), decode_peak_mb=decode_mem.peak_mb,
-               build_s=round(build_s, 3) if generative else None,
-               build_peak_mb=build_mem.peak_mb if generative else None,
+               build_s=round(build_s, 3) if built else None,
+               build_peak_mb=build_mem.peak_mb if built else None,
                wall_s=round(time.perf_counter() - start, 2), load_after=round(os.getloadavg()[0], 2),
                status="; ".join(["ok", *notes]))
     return row
@@ -235,7 +246,7 @@ def fit_laws(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     as a fixed part plus a growing one (`decode_offset`, OffsetPowerLaw; None below 4 sizes)."""
     out: dict[str, dict[str, Any]] = {}
     for model in [m for m in MODELS if any(r["model"] == m for r in rows)]:
-        pts = [r for r in rows if r["model"] == model and r["status"] and r["status"].startswith("ok")]
+        pts = [r for r in rows if r["model"] == model and is_measured(r)]
         out[model] = {key: fit_power_law([r["items"] for r in pts if r[key] is not None],
                                          [r[key] for r in pts if r[key] is not None]) for key in FITTED}
         decode = [r for r in pts if r["decode_ms_mean"] is not None]
@@ -248,7 +259,7 @@ def fit_laws(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 class Crossover:
     model: str
     reference: str
-    n: float | None  # where the fitted laws meet (None: a law missing, or parallel laws)
+    n: float | None  # where the described laws meet (None: no law holds for one of them, or they never cross)
     in_range: bool
     verdict: str
     # from the measured points themselves, where the per-user cost ratio changes sign (interpolated in log-log
@@ -262,7 +273,7 @@ def measured_crossover(model: str, reference: str, rows: list[dict[str, Any]]) -
     dearer-to-cheaper sign change of log(model / reference), the size there interpolated linearly in log N."""
     def times(name: str) -> dict[int, float]:
         return {r["items"]: r["decode_ms_mean"] for r in rows if r["model"] == name and r["decode_ms_mean"]
-                and str(r["status"]).startswith("ok")}
+                and is_measured(r)}
     mine, theirs = times(model), times(reference)
     sizes = sorted(set(mine) & set(theirs))
     if len(sizes) < 2:
@@ -282,8 +293,9 @@ def measured_crossover(model: str, reference: str, rows: list[dict[str, Any]]) -
 
 
 def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, Any]]) -> list[Crossover]:
-    """Each generative model against each full-ranking model measured, on per-user decode time."""
-    ok = [r["items"] for r in rows if r["status"] and r["status"].startswith("ok")]
+    """Each generative model against each reference measured (full ranking, approximate scoring), on per-user
+    decode time: from the measured points and on each model's described law."""
+    ok = [r["items"] for r in rows if is_measured(r)]
     if not ok:
         return []
     lo, hi = min(ok), max(ok)
@@ -296,6 +308,12 @@ def crossovers(rows: list[dict[str, Any]], laws: dict[str, dict[str, Any]]) -> l
     return out
 
 
+def growing_share(offset: OffsetPowerLaw, n: float) -> float:
+    """The part of the offset law's cost at N that grows with N."""
+    growing = offset.coefficient * n ** offset.exponent
+    return growing / (growing + offset.offset)
+
+
 def reading_kind(fit: PowerLaw | None, values: list[float], offset: OffsetPowerLaw | None = None,
                  n_max: float | None = None) -> str:
     """Which description of the decode cost holds, in order: "flat" (the offset law's growing part is under
@@ -304,8 +322,7 @@ def reading_kind(fit: PowerLaw | None, values: list[float], offset: OffsetPowerL
     if fit is None or not values:
         return "none"
     if offset is not None and n_max:
-        growing = offset.coefficient * n_max ** offset.exponent
-        if growing / (growing + offset.offset) < FLAT_SHARE:
+        if growing_share(offset, n_max) < FLAT_SHARE:
             return "flat"
         if offset.r2 >= POWER_LAW_R2 and offset.offset >= FLAT_SHARE * min(values):
             return "offset"
@@ -321,8 +338,7 @@ def power_law_reading(fit: PowerLaw | None, values: list[float], offset: OffsetP
     kind = reading_kind(fit, values, offset, n_max)
     if kind == "flat":
         assert offset is not None and n_max
-        growing = offset.coefficient * n_max ** offset.exponent
-        return f"flat: {spread}; the growing part is {growing / (growing + offset.offset):.0%} of the cost at " \
+        return f"flat: {spread}; the growing part is {growing_share(offset, n_max):.0%} of the cost at " \
                f"N = {n_max:,.0f}"
     if kind == "offset":
         assert offset is not None
@@ -335,10 +351,9 @@ def power_law_reading(fit: PowerLaw | None, values: list[float], offset: OffsetP
 def described_law(fits: dict[str, Any], rows: list[dict[str, Any]],
                   model: str) -> Callable[[np.ndarray], np.ndarray] | None:
     """The decode-time law its reading says holds (offset law for flat and offset, the plain line for power)."""
-    mine = [r for r in rows if r["model"] == model and r["decode_ms_mean"] and str(r["status"]).startswith("ok")]
     plain, offset = fits.get("decode_ms_mean"), fits.get("decode_offset")
-    kind = reading_kind(plain, [r["decode_ms_mean"] for r in mine], offset, max((r["items"] for r in mine),
-                                                                               default=None))
+    values, n_max = decode_points(rows, model)
+    kind = reading_kind(plain, values, offset, n_max)
     if kind in ("flat", "offset"):
         return lambda n: offset.offset + offset.coefficient * n ** offset.exponent
     if kind == "power":
@@ -369,16 +384,6 @@ def law_crossover(model: str, reference: str, law: Callable[[np.ndarray], np.nda
 
 # --------------------------------------------------------------------------------------------------------- running
 
-def faiss_build() -> str:
-    """', faiss <version> built with <SIMD options>' (its wheel may carry only the generic build), or ''."""
-    if importlib.util.find_spec("faiss") is None:
-        return ""
-    from eager_bench.studies.catalog_models import _faiss
-
-    faiss = _faiss()
-    return f"; faiss {faiss.__version__}, compile options: {faiss.get_compile_options().strip() or 'none'}"
-
-
 def ann_libraries() -> list[str]:
     return [name for name in ANN_LIBRARIES if importlib.util.find_spec(name) is not None]
 
@@ -405,7 +410,7 @@ def reusable_rows(previous: dict[str, Any] | None, key: dict[str, Any],
         return max(row.get("load_before") or 0.0, row.get("load_after") or 0.0) <= limit
 
     return {(r["model"], r["items"]): r for r in previous.get("rows", [])
-            if (r.get("model"), r.get("items")) in wanted and str(r.get("status")).startswith("ok")
+            if (r.get("model"), r.get("items")) in wanted and is_measured(r)
             and "stand-in" not in str(r.get("status")) and quiet(r)}
 
 
@@ -562,7 +567,7 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
     if result["pending"]:
         lines += [f"**Pending points ({len(result['pending'])})** (study running or interrupted): "
                   + ", ".join(result["pending"]) + ".", ""]
-    not_ok = [r for r in result["rows"] if not str(r["status"]).startswith("ok")]
+    not_ok = [r for r in result["rows"] if not is_measured(r)]
     if not_ok:
         lines += ["**Points not measured**: " + "; ".join(f"{r['model']} N={r['items']:,}: {r['status']}"
                                                           for r in not_ok), ""]
@@ -576,10 +581,8 @@ def markdown(result: dict[str, Any], command: str, plot: str) -> str:
               "| decode peak MB a | R^2 | points |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, fits in result["laws"].items():
         n_pts = max((f.n_points for f in fits.values() if f is not None), default=0)
-        mine = [r for r in result["rows"] if r["model"] == model and r["decode_ms_mean"]]
-        decode = [r["decode_ms_mean"] for r in mine]
+        decode, n_max = decode_points(result["rows"], model)
         offset = fits.get("decode_offset")
-        n_max = max((r["items"] for r in mine), default=None)
         offset_cells = "- | - | -" if offset is None else (f"{offset.exponent:.3f} | {offset.offset:.3g} | "
                                                           f"{offset.r2:.3f}")
         if reading_kind(fits["decode_ms_mean"], decode, offset, n_max) == "flat":  # a of a vanishing part: noise
@@ -615,7 +618,7 @@ def summary_lines(json_path: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     rows = data.get("rows", [])
-    sizes = sorted({r["items"] for r in rows if str(r.get("status")).startswith("ok")})
+    sizes = sorted({r["items"] for r in rows if is_measured(r)})
     if not sizes:
         return []
     lines = [f"## Catalog axis: synthetic catalogs of {sizes[0]:,}-{sizes[-1]:,} items (cost only)", "",
@@ -627,10 +630,8 @@ def summary_lines(json_path: Path) -> list[str]:
     for model, fits in data.get("laws", {}).items():
         decode, build, offset = fits.get("decode_ms_mean"), fits.get("build_s"), fits.get("decode_offset")
         law = decode and PowerLaw(**decode)
-        mine = [r for r in rows if r["model"] == model and r.get("decode_ms_mean")]
-        values = [r["decode_ms_mean"] for r in mine]
-        reading = power_law_reading(law, values, offset and OffsetPowerLaw(**offset),
-                                    max(r["items"] for r in mine)) if values else "-"
+        values, n_max = decode_points(rows, model)
+        reading = power_law_reading(law, values, offset and OffsetPowerLaw(**offset), n_max) if values else "-"
         lines.append(f"| {model} | {_law(law)} | {reading} | {_law(build and PowerLaw(**build))} |")
     lines += [""] + [f"- {c['model']} vs {c['reference']}: {c.get('measured') or c['verdict']}"
                      for c in data.get("crossovers", [])] + [""]

@@ -145,7 +145,7 @@ def ranker(model: str, catalog: SyntheticCatalog, embeddings: dict[str, np.ndarr
     if model in ("SASRec", "BERT4Rec"):
         return _full_ranking(model, catalog.n_items)
     if model in ANN:
-        return _ann_ranking(_full_ranker("SASRec", catalog.n_items), codes)
+        return AnnRanker(_full_ranker("SASRec", catalog.n_items), codes)
     raise BenchError(f"unknown catalog-study model {model!r}; known: {', '.join(MODELS)}")
 
 
@@ -267,23 +267,37 @@ def hnsw_index(table: np.ndarray) -> Any:
     return index
 
 
-def _ann_ranking(net: FullRanker, index: Any) -> Recommend:
-    def recommend(histories: list[np.ndarray], k: int) -> np.ndarray:
-        state = np.ascontiguousarray(net.user_state(histories).numpy(), dtype=np.float32)
-        _, ids = index.search(state, k)
+class AnnRanker:
+    """SASRec-HNSW's ranking function: the network's user state searched in the index; `exact` ranks the same
+    states against every item, for the approximation's recall."""
+
+    def __init__(self, net: FullRanker, index: Any) -> None:
+        self.net, self.index = net, index
+
+    def __call__(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+        state = np.ascontiguousarray(self.net.user_state(histories).numpy(), dtype=np.float32)
+        _, ids = self.index.search(state, k)
         return ids.astype(np.int64) + 1
 
-    return recommend
+    def exact(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+        return self.net.recommend(histories, k)
 
 
-def ann_recall(catalog: SyntheticCatalog, histories: list[np.ndarray], recommend: Recommend,
-               settings: CostSettings) -> float:
-    """Overlap of the ANN's top-K with the exact top-K of the same seeded network, on the first ANN_RECALL_USERS
+def ann_recall(histories: list[np.ndarray], recommend: AnnRanker) -> float:
+    """Overlap of the ANN's top-K with the exact top-K of its own network, on the first ANN_RECALL_USERS
     histories (untimed: it says what the speed costs in approximation)."""
-    torch.manual_seed(settings.seed)  # as ranker() does: the same weights
-    exact = _full_ranking("SASRec", catalog.n_items)
     sample = histories[:ANN_RECALL_USERS]
-    return top_k_overlap(recommend(sample, TOP_K), exact(sample, TOP_K))
+    return top_k_overlap(recommend(sample, TOP_K), recommend.exact(sample, TOP_K))
+
+
+def faiss_build() -> str:
+    """'; faiss <version>, compile options: <SIMD options>' for the study's setup line, or '' without faiss."""
+    import importlib.util
+
+    if importlib.util.find_spec("faiss") is None:
+        return ""
+    faiss = _faiss()
+    return f"; faiss {faiss.__version__}, compile options: {faiss.get_compile_options().strip() or 'none'}"
 
 
 def top_k_overlap(approx: np.ndarray, exact: np.ndarray) -> float:

@@ -1,5 +1,6 @@
 """The catalog study's figure: decode time, code-build time and decode memory against catalog size, log-log, with
-each model's fitted law where it holds and the measured crossovers (PNG + PDF through the report package's deterministic saver)."""
+each model's fitted law where it holds and the measured crossovers (PNG + PDF through the report package's
+deterministic saver)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ _PANELS = (("decode_ms_mean", "decode ms per user (mean)"), ("build_s", "code bu
 def catalog_plot(result: dict[str, Any], stem: Path) -> list[Path]:
     """Measured points joined by a line (hollow where random stand-in codes replaced the fit); the fitted law dashed
     where it is read as the model's law (R^2 >= POWER_LAW_R2); measured crossovers as dotted verticals."""
-    from eager_bench.studies.catalog import POWER_LAW_R2, described_law
+    from eager_bench.studies.catalog import POWER_LAW_R2, described_law, is_measured
 
-    rows = [r for r in result["rows"] if str(r["status"]).startswith("ok")]
+    rows = [r for r in result["rows"] if is_measured(r)]
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(13.0, 4.2))
     for ax, (key, label) in zip(axes, _PANELS):
         for i, model in enumerate(MODELS):
