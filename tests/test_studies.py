@@ -164,3 +164,42 @@ def test_rank_correlation_is_taken_within_datasets_not_across_them():
     assert within_group_rank_correlation(xs, [0.1, 0.2, 0.3, 0.7, 0.9, 0.8], groups) == 0.75  # (2 + 1) / 4
     assert within_group_rank_correlation(xs, [0.5] * 6, groups) is None  # no variation of y inside any dataset
     assert within_group_rank_correlation(xs[:2], ys[:2], groups[:2]) is None
+
+
+def _make_stale(record_path: Path, key: str, value: object) -> Path:
+    """Rewrite a stored result as if an older model config (`key` = `value`) had made it, under another run id."""
+    record = json.loads(record_path.read_text())
+    record["config"][key] = value
+    old = record_path.with_name(record_path.name.rsplit("-", 1)[0] + "-0000000000.json")
+    record["run_id"] = old.stem
+    old.write_text(json.dumps(record))
+    record_path.unlink()
+    return old
+
+
+def test_no_run_shows_an_older_config_point_marked_stale_and_never_fitted_with_current_ones(tmp_path: Path) -> None:
+    from eager_bench.runner import RunSpec
+    from eager_bench.studies.store import stale_outcome
+
+    out, res = tmp_path / "out", tmp_path / "res"
+    args = ["study", "scaling", "--profile", "smoke", "--model", "Markov", "--out", str(out), "--results-dir", str(res)]
+    assert runner.invoke(app, args).exit_code == 0
+    half = next((res / "studies" / "synthetic@users=0.5" / "Markov").glob("default-smoke-s0-*.json"))
+    older = _make_stale(half, "popularity_weight", 0.25)
+
+    result = runner.invoke(app, [*args, "--no-run"])
+    assert result.exit_code == 0, result.output
+    md = (out / "study_scaling_smoke.md").read_text()
+    assert "**Stale points (1)**" in md and f"({older.name}): popularity_weight 0.25 -> 0.5" in md
+    assert "| Markov ‡ | users | synthetic@users=0.5 |" in md
+    # one current point and one stale one: the fit takes neither mix nor a single point
+    assert "| Markov ‡ | - | - | - | - | <2 |" in md
+    rows = list(csv.DictReader((out / "study_scaling_smoke.csv").open()))
+    assert [bool(r["stale"]) for r in rows] == [True, False]
+    assert not list(half.parent.glob(half.name))  # --no-run re-ran nothing
+
+    # a file that differs in a key the point itself sets is another point, not an older config of this one
+    register_view("synthetic@users=0.5")
+    spec = RunSpec("Markov", "synthetic@users=0.5", "smoke", 0, overrides={"popularity_weight": 0.3})
+    assert stale_outcome(spec, res) is None
+    assert stale_outcome(RunSpec("Markov", "synthetic@users=0.5", "smoke", 0), res)[0].path == older

@@ -20,7 +20,7 @@ from eager_bench.runner import RunSpec
 from eager_bench.studies.catalog import output_stem as catalog_output_stem
 from eager_bench.studies.catalog import summary_lines as catalog_summary
 from eager_bench.studies.powerlaw import PowerLaw, fit_power_law
-from eager_bench.studies.store import cached_record, find_or_run
+from eager_bench.studies.store import cached_record, find_or_run, stale_outcome
 from eager_bench.studies.subsample import parse_view, register_view, view_name
 
 GENERATIVE = ("EAGER", "TIGER")
@@ -116,11 +116,21 @@ def measure(label: str, spec: RunSpec, record: dict[str, Any], data_dir: Path | 
             "run_id": record["run_id"]}
 
 
+def fit_basis(rows: list[dict[str, Any]], model: str) -> tuple[list[dict[str, Any]], bool]:
+    """The model's `users` points one fit may use, and whether they are stale: today's config where it has two
+    points or more, else the older config's; a fit never mixes the two."""
+    users = [r for r in rows if r["model"] == model and r["knob"] == "users"]
+    current = [r for r in users if not r.get("stale")]
+    return (current, False) if len(current) >= 2 or len(current) == len(users) else \
+        ([r for r in users if r.get("stale")], True)
+
+
 def fit_exponents(rows: list[dict[str, Any]]) -> dict[str, dict[str, PowerLaw | None]]:
-    """Per model over its `users` points: s/epoch vs training interactions, decode ms/user vs catalog size."""
+    """Per model over its `users` points (fit_basis): s/epoch vs training interactions, decode ms/user vs catalog
+    size."""
     out: dict[str, dict[str, PowerLaw | None]] = {}
     for model in sorted({r["model"] for r in rows}):
-        pts = [r for r in rows if r["model"] == model and r["knob"] == "users"]
+        pts, _ = fit_basis(rows, model)
         out[model] = {
             "time_vs_interactions": fit_power_law([r["train_interactions"] for r in pts],
                                                   [r["s_per_epoch"] or r["train_s"] for r in pts]),
@@ -137,9 +147,9 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
         raise BenchError(f"unknown study profile {profile!r}; known: {', '.join(PLANS)}")
     plan = PLANS[profile]
     note = progress or (lambda _: None)
-    rows, missing, failed = [], [], []
+    rows, missing, failed, stale = [], [], [], []
     points = plan_points(plan, dataset, models)
-    result = {"plan": plan, "profile": profile, "rows": rows, "missing": missing, "failed": failed,
+    result = {"plan": plan, "profile": profile, "rows": rows, "missing": missing, "failed": failed, "stale": stale,
               "exponents": {}, "pending": [f"{s.model} {s.dataset} {label} {s.overrides or ''}".strip()
                                            for label, s in points]}
     for label, spec in points:
@@ -156,10 +166,16 @@ def run_study(profile: str, results_dir: Path | None, data_dir: Path | None, dat
                     record = find_or_run(spec, results_dir, data_dir, device).record
             except BenchError as exc:
                 failed.append(f"{spec.model} {spec.dataset} {label}: {exc}")
+        why_stale = None
+        if record is None and not execute:  # shown, marked, never taken for today's config
+            older = stale_outcome(spec, results_dir)
+            if older is not None:
+                (outcome, why_stale), record = older, older[0].record
+                stale.append(f"{spec.model} {spec.dataset} {label} ({outcome.path.name}): {why_stale}")
         if record is None:
             missing.append(f"{spec.model} {spec.dataset} {label} {spec.overrides or ''}".strip())
             continue
-        rows.append(measure(label, spec, record, data_dir))
+        rows.append({**measure(label, spec, record, data_dir), "stale": why_stale})
         result["exponents"] = fit_exponents(rows)
         if on_update:
             on_update(result)
@@ -199,32 +215,45 @@ def write_outputs(result: dict[str, Any], out_dir: Path, command: str) -> list[P
                   + f". Complete with: `{command.replace(' --no-run', '')}` (finished points are reused).", ""]
     if result["failed"]:
         lines += ["**Failed points**: " + "; ".join(result["failed"]), ""]
+    if result.get("stale"):
+        lines += [f"**Stale points ({len(result['stale'])})**, marked ‡: no result of today's config, so the "
+                  "closest result of an older model config is shown (every key the point sets is equal; the keys "
+                  "that moved since are listed). A fit never mixes them with today's points. Re-run with: "
+                  f"`{command.replace(' --no-run', '')}`.", "",
+                  *[f"- {line}" for line in result["stale"]], ""]
     lines += ["## Fitted log-log exponents (numpy.polyfit on the `users` points)", "",
               "| model | s/epoch vs interactions | R^2 | decode ms/user vs catalog | R^2 | points |", "|---|---|---|---|---|---|"]
     for model, fits in result["exponents"].items():
         t, d = fits["time_vs_interactions"], fits["decode_vs_catalog"]
-        lines.append(f"| {model} | {_fmt(t and round(t.exponent, 3))} | {_fmt(t and round(t.r2, 3))} | "
+        mark = " ‡" if fit_basis(result["rows"], model)[1] else ""
+        lines.append(f"| {model}{mark} | {_fmt(t and round(t.exponent, 3))} | {_fmt(t and round(t.r2, 3))} | "
                      f"{_fmt(d and round(d.exponent, 3))} | {_fmt(d and round(d.r2, 3))} | {t.n_points if t else '<2'} |")
+
+    def cells(row: dict[str, Any]) -> list[str]:
+        return [_fmt(row[c]) + (" ‡" if c == "model" and row.get("stale") else "") for c in cols]
+
     lines += ["", *catalog_summary(catalog_output_stem(out_dir, result["profile"]).with_suffix(".json")),
               "## Points", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
-              *["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in result["rows"]], ""]
+              *["| " + " | ".join(cells(r)) + " |" for r in result["rows"]], ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     md = stem.with_suffix(".md")
     md.write_text("\n".join(lines))
     csv_path = stem.with_suffix(".csv")
     with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*cols, "run_id"])
+        writer = csv.DictWriter(handle, fieldnames=[*cols, "run_id", "stale"])
         writer.writeheader()
         writer.writerows(result["rows"])
-    users = [r for r in result["rows"] if r["knob"] == "users"]
-    models = sorted({r["model"] for r in users})
+    # each model's points as its fit sees them (fit_basis): a stale basis is named so in the legend
     fits = result["exponents"]
-    plots = loglog({m: ([r["train_interactions"] for r in users if r["model"] == m],
-                        [r["s_per_epoch"] or r["train_s"] for r in users if r["model"] == m]) for m in models},
-                   {m: fits[m]["time_vs_interactions"] for m in models}, "training interactions",
+    basis = {m: fit_basis(result["rows"], m) for m in sorted({r["model"] for r in result["rows"]
+                                                              if r["knob"] == "users"})}
+    label = {m: f"{m} (older config)" if is_stale else m for m, (_, is_stale) in basis.items()}
+    plots = loglog({label[m]: ([r["train_interactions"] for r in pts], [r["s_per_epoch"] or r["train_s"] for r in pts])
+                    for m, (pts, _) in basis.items()},
+                   {label[m]: fits[m]["time_vs_interactions"] for m in basis}, "training interactions",
                    "seconds per epoch", out_dir / "plots" / f"study_scaling_time{suffix}")
-    plots += loglog({m: ([r["items"] for r in users if r["model"] == m],
-                         [r["decode_ms_per_user"] for r in users if r["model"] == m]) for m in models},
-                    {m: fits[m]["decode_vs_catalog"] for m in models}, "catalog size (items)",
+    plots += loglog({label[m]: ([r["items"] for r in pts], [r["decode_ms_per_user"] for r in pts])
+                     for m, (pts, _) in basis.items()},
+                    {label[m]: fits[m]["decode_vs_catalog"] for m in basis}, "catalog size (items)",
                     "decode ms per user", out_dir / "plots" / f"study_scaling_decode{suffix}")
     return [md, csv_path, *plots]
