@@ -173,9 +173,10 @@ def one_run(model: str, dataset: str, path: str, updates: int | None, seed: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Beauty")
-    parser.add_argument("--models", nargs="+", default=["EAGER", "SASRec", "BERT4Rec", "TIGER"])
-    parser.add_argument("--updates", type=int, default=None, help="updates per run for EAGER and TIGER "
-                                                                  f"(default {DEFAULT_UPDATES}); RecBole: 1 epoch")
+    parser.add_argument("--models", nargs="+", default=["EAGER", "SASRec", "BERT4Rec", "TIGER"],
+                        help="models to measure (also DIN); a re-run replaces only their rows in --output")
+    parser.add_argument("--updates", type=int, default=None, help="updates per run for EAGER, TIGER and DIN "
+                        "(default " + ", ".join(f"{m} {u}" for m, u in DEFAULT_UPDATES.items()) + "); RecBole: 1 epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write the rows and their provenance here")
     parser.add_argument("--seed-noise", action="store_true",
