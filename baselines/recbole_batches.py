@@ -7,9 +7,9 @@ padding out of attention and read the output at position ITEM_SEQ_LEN - 1 (SASRe
 to float summation order, at a fraction of the work (Beauty's training sequences: median length 4, 90th percentile
 12). Trimming pays only when the sequences of a batch are of similar length, hence the bucketing: each epoch, a
 seeded permutation is cut into pools of `pool` batches, each pool is sorted by length and cut into batches, and the
-batches are visited in a seeded random order. Every instance is still seen once per epoch; what changes is which
-instances share a batch (batches of similar length), a declared option (`length_buckets`) measured at equal updates
-in benchmarks/train_throughput.py.
+batches are visited in a seeded random order (eager_bench.length_buckets). Every instance is still seen once per
+epoch; what changes is which instances share a batch (batches of similar length), a declared option
+(`length_buckets`) measured at equal updates in benchmarks/train_throughput.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+
+from eager_bench.length_buckets import bucketed_batches
 
 
 class LengthBucketBatchSampler(torch.utils.data.Sampler):
@@ -31,15 +33,7 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
         self.epoch = 0  # advanced by every pass, so epoch e's batches depend on (seed, e) only
 
     def batches(self, epoch: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
-        perm = rng.permutation(len(self.lengths))
-        span = self.pool * self.batch_size
-        out: list[np.ndarray] = []
-        for start in range(0, len(perm), span):
-            chunk = perm[start:start + span]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            out += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        return [out[i] for i in rng.permutation(len(out))]
+        return bucketed_batches(self.lengths, self.batch_size, self.seed, epoch, self.pool)
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, self.epoch = self.epoch, self.epoch + 1

@@ -36,7 +36,9 @@ from scipy import stats
 
 from eager_bench import settings
 from eager_bench.compute import bf16_matrix_units, resolve_precision, usable_cores
+from eager_bench.config import parse_override
 from eager_bench.embeddings.din import DIN
+from eager_bench.errors import BenchError
 from eager_bench.provenance import measurement_context
 from eager_bench.results import read_ranks, write_json
 from eager_bench.runner import RunSpec, prepare, run
@@ -123,12 +125,12 @@ def budget(model: str, updates: int | None) -> tuple[str, dict[str, Any]]:
 
 
 def measured_run(model: str, dataset: str, path: str, updates: int | None, seed: int,
-                 results: Path) -> tuple[dict[str, Any], np.ndarray]:
+                 results: Path, new_set: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """One run of `path` and its per-user validation quality (DIN: sampled loss; the others: NDCG@10)."""
     if model == "DIN":
         row = din_run(dataset, path, updates, seed)
         return row, row.pop("_valid_losses")
-    row = one_run(model, dataset, path, updates, seed, results)
+    row = one_run(model, dataset, path, updates, seed, results, new_set)
     return row, per_user_ndcg10(row.pop("_valid_ranks"))
 
 
@@ -151,17 +153,24 @@ def paired(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: int = 2000) -
             "users_changed": int(len(changed)), "within_noise": bool(low <= 0.0 <= high)}
 
 
-def one_run(model: str, dataset: str, path: str, updates: int | None, seed: int, results: Path) -> dict[str, Any]:
+def path_overrides(model: str, path: str, new_set: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a path sets on top of the cpu profile: precision and threads, its waste switches, and (new path only)
+    the `--new-set` keys, e.g. a declared option measured against the old path."""
+    return {**PATHS[path], **WASTE.get(model, {}).get(path, {}), **((new_set or {}) if path == "new" else {})}
+
+
+def one_run(model: str, dataset: str, path: str, updates: int | None, seed: int, results: Path,
+            new_set: dict[str, Any] | None = None) -> dict[str, Any]:
     variant, overrides = budget(model, updates)
     spec = RunSpec(model=model, dataset=dataset, profile="cpu", seed=seed, variant=variant,
-                   overrides={**overrides, **PATHS[path], **WASTE.get(model, {}).get(path, {})})
+                   overrides={**overrides, **path_overrides(model, path, new_set)})
     _, _, _, run_id = prepare(spec)
     shutil.rmtree(settings.runs_dir() / dataset / model / run_id, ignore_errors=True)  # never resume an old run
     load_before = os.getloadavg()[0]
     outcome = run(spec, results_dir=results, force=True, show_progress=False)
     record, training = outcome.record, outcome.record["training"]
     ranks = read_ranks(outcome.path)
-    return {"model": model, "variant": variant, "path": path, **PATHS[path], **WASTE.get(model, {}).get(path, {}),
+    return {"model": model, "variant": variant, "path": path, **path_overrides(model, path, new_set),
             "precision_used": training.get("precision"), "threads_used": training.get("threads"),
             "samples_per_s": training.get("samples_per_s"), "seconds_per_epoch": training.get("seconds_per_epoch"),
             "updates": training.get("steps", training.get("epochs")), "train_s": record["timing"]["train_s"],
@@ -183,7 +192,14 @@ def main() -> None:
                         help="one more old-path run per model at seed + 1: the quality difference that training "
                              "randomness alone makes, against which new - old is judged (a path with other random "
                              "draws, e.g. bulk dropout masks, differs like another seed does)")
+    parser.add_argument("--new-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config keys of the new path only (every model measured, DIN excepted), e.g. "
+                             "mask_padding=true length_buckets=true: a declared option against the old path")
     args = parser.parse_args()
+    try:
+        new_set = dict(parse_override(item) for item in args.new_set)
+    except BenchError as exc:
+        raise SystemExit(f"error: {exc}") from None
     rows = []
     if args.output is not None and args.output.is_file():  # keep the rows of models not measured now
         earlier = json.loads(args.output.read_text())
@@ -192,7 +208,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="eager-bench-throughput-") as tmp:
         for model in args.models:
             old, old_quality = measured_run(model, args.dataset, "old", args.updates, args.seed, Path(tmp))
-            new, new_quality = measured_run(model, args.dataset, "new", args.updates, args.seed, Path(tmp))
+            new, new_quality = measured_run(model, args.dataset, "new", args.updates, args.seed, Path(tmp), new_set)
             # DIN: a loss, lower is better (new - old < 0 is an improvement); the others: NDCG@10
             quality_key = "valid_sampled_loss_new_minus_old" if model == "DIN" else "valid_NDCG@10_new_minus_old"
             quality = paired(old_quality, new_quality)
@@ -216,7 +232,8 @@ def main() -> None:
 def _record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"benchmark": "training throughput, old path (fp32, 1 thread) vs default path (precision auto, all "
                          "cores), equal updates, cpu-profile model sizes",
-            "dataset": args.dataset, "cpu_bf16_matrix_units": bf16_matrix_units(),
+            "dataset": args.dataset, "new_path_set": dict(parse_override(item) for item in args.new_set),
+            "cpu_bf16_matrix_units": bf16_matrix_units(),
             "auto_precision_here": resolve_precision("auto", "cpu"), "usable_cores": usable_cores(),
             "quality_rule": "validation NDCG@10 per user, paired new - old; within noise = bootstrap 95% CI of the "
                             "mean difference (2000 resamples) contains 0. That interval holds the two trained models "

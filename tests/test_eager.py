@@ -73,7 +73,7 @@ def test_each_variant_trains_and_evaluates(data, tmp_path, variant):
 
 @pytest.mark.parametrize("overrides", [{"gct_loss": "smooth_l1"}, {"stt_quirks": "faithful"},
                                        {"ranking": "paper_confidence"}, {"windows": "faithful"},
-                                       {"mask_padding": True}])
+                                       {"mask_padding": True}, {"mask_padding": True, "length_buckets": True}])
 def test_code_vs_paper_options_run(data, tmp_path, overrides):
     _, report, metrics = fit_eval(data, tmp_path, **overrides)
     assert np.isfinite(report["losses"][-1][1]) and 0.0 <= metrics["Recall@20"] <= 1.0
@@ -108,13 +108,14 @@ def test_same_seed_same_metrics(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_result(data, tmp_path):
-    _, full_report, full = fit_eval(data, tmp_path / "full")
+@pytest.mark.parametrize("overrides", [{}, {"mask_padding": True, "length_buckets": True}])
+def test_killed_run_resumes_to_the_same_result(data, tmp_path, overrides):
+    _, full_report, full = fit_eval(data, tmp_path / "full", **overrides)
     torch.manual_seed(0)
     with pytest.raises(TrainingHalted):
-        make(data, tmp_path / "killed", halt_after_steps=25).fit(data[1])
+        make(data, tmp_path / "killed", halt_after_steps=25, **overrides).fit(data[1])
     assert (tmp_path / "killed" / "eager.pt").exists()
-    _, report, resumed = fit_eval(data, tmp_path / "killed")
+    _, report, resumed = fit_eval(data, tmp_path / "killed", **overrides)
     assert resumed == full
     assert report["resumed_at"] == 25  # the halt leaves its checkpoint at the update it stopped after
     # 25 is between two log lines (every 10): the logged loss curve, the one at 30 included, is the same
@@ -150,6 +151,31 @@ def test_stt_losses_decrease_when_trained(data, tmp_path):
         first = float(stt.detach()) if first is None else first
         last = float(stt.detach())
     assert last < first
+
+
+def test_a_batch_cut_to_its_longest_history_has_the_full_width_loss_where_padding_is_masked(data, tmp_path):
+    # What length_buckets relies on: with padding masked, the all-PAD leading columns change no real position's
+    # output, as long as every item keeps its full-width position (first = max_history - width).
+    m = make(data, tmp_path, mask_padding=True, length_buckets=True)
+    m._prepare(data[1])
+    m.net.eval()  # no dropout: the two batches then draw nothing that depends on their width
+    hist, tgt = (torch.as_tensor(a) for a in m._instances(data[1]))
+    short = (hist > 0).sum(dim=1) <= 3
+    batch, target = hist[short][:32], tgt[short][:32]
+    width = int((batch > 0).sum(dim=1).max())
+    assert width < batch.shape[1]  # there is padding to cut
+    losses = []
+    for rows in (batch, batch[:, -width:]):
+        torch.manual_seed(5)  # the same GCT negatives and STT coins for both
+        with torch.no_grad():
+            losses.append(m._loss(rows, target)[1])
+    for name in losses[0]:
+        torch.testing.assert_close(losses[1][name], losses[0][name], atol=1e-5, rtol=1e-5)
+    torch.manual_seed(5)
+    with torch.no_grad():  # the positions matter: the cut batch at positions 0.. is another function
+        shifted = m.net.encoder_embed(batch[:, -width:])
+        kept = m.net.encoder_embed(batch[:, -width:], first=batch.shape[1] - width)
+    assert not torch.allclose(shifted, kept)
 
 
 def test_cached_decoder_step_matches_the_full_forward():
@@ -200,7 +226,8 @@ def test_full_ranking_benchmark(data, tmp_path, benchmark):
 
 @pytest.mark.parametrize("overrides, word", [({"transfer": True, "two_stream": False}, "two_stream"),
                                              ({"beam_width": 10}, "beam_width"), ({"ranking": "sum"}, "ranking"),
-                                             ({"branch": 5}, "branch")])
+                                             ({"branch": 5}, "branch"),
+                                             ({"length_buckets": True}, "mask_padding")])
 def test_bad_config_is_a_bench_error_naming_the_key(data, tmp_path, overrides, word):
     from eager_bench.errors import BenchError
 

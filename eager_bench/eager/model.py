@@ -27,6 +27,7 @@ from eager_bench.eager.losses import gct_loss, generation_loss, stt_loss
 from eager_bench.eager.network import STREAMS, EagerNet
 from eager_bench.errors import BenchError
 from eager_bench.fast_dropout import use_bulk_dropout
+from eager_bench.length_buckets import bucketed_batches
 from eager_bench.evaluation import NO_ITEM, evaluate
 from eager_bench.models.base import Recommender
 from eager_bench.models.training_state import TrainingHalted, load_training_state, save_training_state
@@ -144,6 +145,9 @@ class EAGER(Recommender):
                 raise BenchError(f"EAGER: {key} must be one of {', '.join(allowed)}, got {config[key]!r}")
         if config["transfer"] and not config["two_stream"]:
             raise BenchError("EAGER: transfer (STT) needs two_stream: the semantic summary guides the behavior code")
+        if config["length_buckets"] and not config["mask_padding"]:
+            raise BenchError("EAGER: length_buckets needs mask_padding: true (with attended PAD tokens, as in the code, "
+                             "the padding is part of what the encoder computes and cannot be cut)")
         if config["beam_width"] < 20:
             raise BenchError(f"EAGER: beam_width must be >= 20 (the largest cut-off), got {config['beam_width']}")
         for key in ("steps", "batch_size", "eval_every", "max_history", "d_model", "heads"):
@@ -220,7 +224,9 @@ class EAGER(Recommender):
         pad = (rows == 0) | (rows % (self.n_items + 1) == 0) if cfg["mask_padding"] else None
         if pad is not None:
             pad = pad & ~pad.all(dim=1, keepdim=True)
-        memory_all = net.encoder(net.encoder_embed(rows), src_key_padding_mask=pad)
+        # A batch cut to its longest history (length_buckets) keeps every item at its full-width position.
+        first = int(cfg["max_history"]) - rows.shape[1]
+        memory_all = net.encoder(net.encoder_embed(rows, first=first), src_key_padding_mask=pad)
         guide = None
         total = torch.zeros((), device=hist.device)
         negatives = None
@@ -286,6 +292,9 @@ class EAGER(Recommender):
 
         steps, halt = int(cfg["steps"]), int(cfg["halt_after_steps"])
         perm, perm_epoch = None, -1
+        # length_buckets: batches of similar history length (eager_bench.length_buckets), each cut to its longest
+        lengths = (hist_np > 0).sum(axis=1) if cfg["length_buckets"] else None
+        width = int(cfg["max_history"])
         # Optional: fuse the step's many small kernels (a GPU step is launch-bound at this model size).
         self._loss_impl = torch.compile(self._loss) if cfg["compile"] else self._loss
         # Some parameters get no gradient in some settings (the semantic projection when GCT is off: STT detaches
@@ -305,12 +314,19 @@ class EAGER(Recommender):
             step = state["step"]
             epoch, pos = divmod(step, per_epoch)
             if epoch != perm_epoch:  # the order of an epoch depends on (seed, epoch) only, so a resume replays it
-                perm = torch.as_tensor(np.random.default_rng([ctx.seed, epoch]).permutation(n), device=self.device)
+                if lengths is None:
+                    perm = torch.as_tensor(np.random.default_rng([ctx.seed, epoch]).permutation(n), device=self.device)
+                else:
+                    buckets = bucketed_batches(lengths, bs, ctx.seed, epoch)
+                    cut = [width - int(lengths[b].max()) for b in buckets]  # leading all-PAD columns of each batch
                 perm_epoch = epoch
-            idx = perm[pos * bs:(pos + 1) * bs]
+            if lengths is None:
+                idx, start = perm[pos * bs:(pos + 1) * bs], 0
+            else:
+                idx, start = torch.as_tensor(buckets[pos], device=self.device), cut[pos]
             mine, share = shard_rows(idx, ddp)  # every loss term is a mean over rows
             with autocast(self.precision, str(self.device)):
-                loss = step_loss(hist[mine], tgt[mine]) * share
+                loss = step_loss(hist[mine][:, start:], tgt[mine]) * share
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -392,6 +408,9 @@ class EAGER(Recommender):
              f"{cfg['max_history']}" if cfg["windows"] == "prefixes" else
              f"training instances: the code's windows (targets from position 5), history cap {cfg['max_history']}"),
             f"{state['step']} updates of batch {cfg['batch_size']} (paper/code: 60000)",
+            ("padding: masked in attention (the code attends its left PAD as a token)" if cfg["mask_padding"] else
+             "padding: attended as a learned PAD token (the code)")
+            + ("; training batches length-bucketed and cut to their longest history" if cfg["length_buckets"] else ""),
             f"training precision {self.precision} (precision: {cfg['precision']}; bf16 = autocast matmuls, fp32 "
             f"weights and optimizer state); inference in fp32; dropout masks: {self.dropout_rng}",
         ]

@@ -27,10 +27,12 @@ class Embed(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=1e-12)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, ids: torch.Tensor, position: int | None = None) -> torch.Tensor:
-        """Positions 0..L-1 along the last axis, or every token at `position` (cached decoding)."""
+    def forward(self, ids: torch.Tensor, position: int | None = None, first: int = 0) -> torch.Tensor:
+        """Positions first..first+L-1 along the last axis, or every token at `position` (cached decoding). A
+        left-padded history cut to its last L columns passes first = max_history - L, so every item keeps the
+        position it has in the full-width row."""
         if position is None:
-            pos = self.positions(torch.arange(ids.shape[-1], device=ids.device))
+            pos = self.positions(torch.arange(first, first + ids.shape[-1], device=ids.device))
         else:
             pos = self.positions.weight[position]
         return self.dropout(self.norm(self.tokens(ids) + pos))
