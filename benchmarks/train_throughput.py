@@ -226,13 +226,13 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.output is not None:  # after every model: a killed benchmark keeps what it measured
-                write_json(args.output, _record(args, rows))
+                write_json(args.output, _record(args, new_set, rows))
 
 
-def _record(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _record(args: argparse.Namespace, new_set: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"benchmark": "training throughput, old path (fp32, 1 thread) vs default path (precision auto, all "
                          "cores), equal updates, cpu-profile model sizes",
-            "dataset": args.dataset, "new_path_set": dict(parse_override(item) for item in args.new_set),
+            "dataset": args.dataset, "new_path_set": new_set,
             "cpu_bf16_matrix_units": bf16_matrix_units(),
             "auto_precision_here": resolve_precision("auto", "cpu"), "usable_cores": usable_cores(),
             "quality_rule": "validation NDCG@10 per user, paired new - old; within noise = bootstrap 95% CI of the "

@@ -13,11 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, pool: int = 50,
-                     floor: int = 1) -> list[np.ndarray]:
-    """Epoch `epoch`'s batches (index arrays into `lengths`), ceil(n / batch_size) of them; sort key
-    max(length, floor) (see baselines/recbole_batches.py for why BERT4Rec floors at 2)."""
-    keys = np.maximum(np.asarray(lengths), int(floor))
+def bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
+                     pool: int = 50) -> list[np.ndarray]:
+    """Epoch `epoch`'s batches (index arrays into `lengths`, the sort keys), ceil(n / batch_size) of them."""
+    keys = np.asarray(lengths)
     rng = np.random.default_rng([int(seed), int(epoch)])
     perm = rng.permutation(len(keys))
     span = int(pool) * int(batch_size)

@@ -252,6 +252,19 @@ class EAGER(Recommender):
                 total = total + recon + recog
         return total, parts
 
+    def _epoch_batches(self, hist: np.ndarray, seed: int, epoch: int) -> tuple[list[np.ndarray], list[int]]:
+        """An epoch's batches (row indices) and the first column each keeps: a seeded shuffle cut into consecutive
+        batches, every column kept; or, with length_buckets, batches of similar history length
+        (eager_bench.length_buckets), each losing its leading all-PAD columns."""
+        bs = int(self.config["batch_size"])
+        if not self.config["length_buckets"]:
+            perm = np.random.default_rng([seed, epoch]).permutation(len(hist))
+            batches = [perm[i:i + bs] for i in range(0, len(perm), bs)]
+            return batches, [0] * len(batches)
+        lengths = (hist > 0).sum(axis=1)
+        batches = bucketed_batches(lengths, bs, seed, epoch)
+        return batches, [hist.shape[1] - int(lengths[b].max()) for b in batches]
+
     def _loss_total(self, hist: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         return self._loss_impl(hist, tgt)[0]
 
@@ -291,10 +304,7 @@ class EAGER(Recommender):
             barrier(ddp)
 
         steps, halt = int(cfg["steps"]), int(cfg["halt_after_steps"])
-        perm, perm_epoch = None, -1
-        # length_buckets: batches of similar history length (eager_bench.length_buckets), each cut to its longest
-        lengths = (hist_np > 0).sum(axis=1) if cfg["length_buckets"] else None
-        width = int(cfg["max_history"])
+        batches, starts, batches_epoch = [], [], -1
         # Optional: fuse the step's many small kernels (a GPU step is launch-bound at this model size).
         self._loss_impl = torch.compile(self._loss) if cfg["compile"] else self._loss
         # Some parameters get no gradient in some settings (the semantic projection when GCT is off: STT detaches
@@ -313,17 +323,10 @@ class EAGER(Recommender):
         while state["step"] < steps:
             step = state["step"]
             epoch, pos = divmod(step, per_epoch)
-            if epoch != perm_epoch:  # the order of an epoch depends on (seed, epoch) only, so a resume replays it
-                if lengths is None:
-                    perm = torch.as_tensor(np.random.default_rng([ctx.seed, epoch]).permutation(n), device=self.device)
-                else:
-                    buckets = bucketed_batches(lengths, bs, ctx.seed, epoch)
-                    cut = [width - int(lengths[b].max()) for b in buckets]  # leading all-PAD columns of each batch
-                perm_epoch = epoch
-            if lengths is None:
-                idx, start = perm[pos * bs:(pos + 1) * bs], 0
-            else:
-                idx, start = torch.as_tensor(buckets[pos], device=self.device), cut[pos]
+            if epoch != batches_epoch:  # the order of an epoch depends on (seed, epoch) only, so a resume replays it
+                batches, starts = self._epoch_batches(hist_np, ctx.seed, epoch)
+                batches_epoch = epoch
+            idx, start = torch.as_tensor(batches[pos], device=self.device), starts[pos]
             mine, share = shard_rows(idx, ddp)  # every loss term is a mean over rows
             with autocast(self.precision, str(self.device)):
                 loss = step_loss(hist[mine][:, start:], tgt[mine]) * share
