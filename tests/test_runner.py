@@ -96,13 +96,17 @@ def test_hash_neutral_keys_keep_older_run_ids_and_other_values_change_them() -> 
 
     neutral = read_yaml(EAGER.config_file)["hash_neutral"]
     assert neutral == {"lr_schedule": "inverse_sqrt", "tokenizer": "hkmeans", "precision": "fp32",
-                       "dropout_rng": "torch", "arch": "code", "behavior_embedding": "din", "din_select_on": "loss"}
+                       "dropout_rng": "torch", "arch": "code", "behavior_embedding": "din", "din_select_on": "loss",
+                       "length_buckets": False}
     base = prepare(RunSpec("EAGER", "synthetic", profile="smoke"))[3]
     assert prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides=dict(neutral)))[3] == base
     for changed in ({"lr_schedule": "cosine"}, {"tokenizer": "random"}, {"precision": "bf16"},
                     {"dropout_rng": "bulk"}, {"arch": "paper_text"}, {"behavior_embedding": "cooc"},
                     {"din_select_on": "neighbours"}):
         assert prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides=changed))[3] != base, changed
+    masked = prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides={"mask_padding": True}))[3]
+    assert prepare(RunSpec("EAGER", "synthetic", profile="smoke",
+                           overrides={"mask_padding": True, "length_buckets": True}))[3] != masked
     # the smoke profile pins the neutral values, so its run ids (and the frozen smoke numbers) are those of before
     assert base == prepare(RunSpec("EAGER", "synthetic", profile="smoke", overrides={"precision": "fp32"}))[3]
 
