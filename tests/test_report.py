@@ -253,12 +253,14 @@ def test_ablation_variants_per_component():
     from eager_bench.commands.ablate import ablation_variants
 
     every = ["default", "no_contrastive", "no_transfer", "behavior_only", "semantic_only", "base_behavior",
-             "base_semantic", "tsg", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1", "cooc_behavior", "din_neighbours"]
+             "base_semantic", "tsg", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1", "cooc_behavior", "din_neighbours",
+             "length_buckets"]
     assert ablation_variants("transfer", every) == ["default", "no_transfer"]
     assert ablation_variants("two_stream", every) == ["default", "behavior_only", "semantic_only"]
     assert ablation_variants("table3", every) == ["default", "base_behavior", "base_semantic", "tsg", "no_transfer"]
     assert ablation_variants("gct", every) == ["default", "gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1"]
     assert ablation_variants("behavior_embedding", every) == ["default", "cooc_behavior", "din_neighbours"]
+    assert ablation_variants("length_buckets", every) == ["default", "length_buckets"]
     assert ablation_variants("all", every) == every
     with pytest.raises(BenchError, match="no variant.*no_contrastive"):
         ablation_variants("contrastive", ["default", "no_transfer"])

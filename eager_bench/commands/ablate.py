@@ -26,6 +26,9 @@ COMPONENT_VARIANTS: dict[str, tuple[str, ...]] = {
     "gct": ("gct_semantic_w1", "gct_semantic_w3", "gct_smooth_l1"),  # weight / loss sweep, chosen on validation
     # the behavior stream's table: co-occurrence SVD in place of DIN (a control), DIN picked by neighbour hit rate
     "behavior_embedding": ("cooc_behavior", "din_neighbours"),
+    # not a component of the model but a training-path option (masked padding, length-bucketed batches; issue 22):
+    # it may become a default only if it matches `default` at equal updates, so it is judged the same way
+    "length_buckets": ("length_buckets",),
 }
 COMPONENTS = (*COMPONENT_VARIANTS, "all")
 
