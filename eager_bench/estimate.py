@@ -3,7 +3,9 @@
 Every estimate names its measurement, and nothing is invented: a run is estimated from a result file of the same
 model and profile measured on the same kind of device (cpu or cuda), preferring the same variant, then the fewest
 config keys that differ (threads, batch size, ...; the keys that only set the amount of work are modelled below),
-then the same dataset, then a quiet machine, then the newest. Without one the estimate is "unknown", with the reason.
+then the precision the run trains in here (`precision: auto` is bf16 on a CPU with AMX/AVX512_BF16 and fp32
+elsewhere, so one config trains 2x or more slower on a CPU without them, even of the same model name), then the
+same dataset, then a quiet machine, then the newest. Without one the estimate is "unknown", with the reason.
 
 Measurements are the result files under the results folder (its studies/ included) and any result file kept under
 `$EAGER_BENCH_HOME/timings/` (e.g. copied from another run of this machine). From one measurement:
@@ -20,8 +22,8 @@ Measurements are the result files under the results folder (its studies/ include
 - evaluation (`eval_s`, full ranking of every test user) scaled by test users x items.
 
 "Scaled from Beauty" says a measurement of another dataset was used. The measurement's hardware (CPU, cores,
-threads, GPU) and load average are named when they differ from this machine's or the run's, since they move the
-number: a run measured with 1 thread that now gets 2, or under a load above its cores, is shown as measured.
+threads, GPU, bf16 matrix units, precision) and load average are named when they differ from this machine's or the
+run's, since they move the number: a run measured with 1 thread that now gets 2, or under a load above its cores, is shown as measured.
 """
 
 from __future__ import annotations
@@ -85,16 +87,30 @@ class Measurement:
         return max(loads) if isinstance(loads, list) and loads else None
 
     @property
+    def precision(self) -> str | None:
+        """The precision its training ran in (fp32 | bf16), where the model records one."""
+        value = self.training.get("precision")
+        return str(value) if value in ("fp32", "bf16") else None
+
+    @property
+    def bf16_units(self) -> tuple[str, ...] | None:
+        """The native bf16 matrix instructions its CPU had (None: not recorded, an older result file)."""
+        units = (self.hardware.get("kernels") or {}).get("bf16_matrix_units")
+        return tuple(units) if isinstance(units, list) else None
+
+    @property
     def loaded(self) -> bool:
         """Measured under a 1-minute load above the machine's cores (a starved timing)."""
         cores = self.hardware.get("cpu_count")
         return self.load is not None and isinstance(cores, int) and self.load > cores
 
     def where(self) -> str:
-        """The machine it ran on, in a few words."""
+        """The machine it ran on, in a few words (its bf16 matrix units too, since they set its precision)."""
         if self.device_kind == "cuda":
             return str(self.hardware.get("gpu") or "a CUDA GPU")
-        return f"{self.hardware.get('cpu') or 'unknown CPU'} x{self.hardware.get('cpu_count') or '?'}"
+        units = self.bf16_units
+        extra = "" if units is None else f" ({', '.join(units)})" if units else " (no bf16 matrix units)"
+        return f"{self.hardware.get('cpu') or 'unknown CPU'} x{self.hardware.get('cpu_count') or '?'}{extra}"
 
 
 @dataclass
@@ -115,11 +131,24 @@ class Machine:
     cores: int
     device: str  # cpu | cuda
     gpu: str | None = None
+    # Native bf16 matrix instructions (AMX, AVX512_BF16): two CPUs of one model name may differ here, and these
+    # decide whether `precision: auto` trains in bf16, which moves a run's time by 2x or more.
+    bf16_units: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if self.device == "cuda":
             return f"{self.cpu} x{self.cores}, {self.gpu or 'no CUDA device found'}"
-        return f"{self.cpu} x{self.cores}"
+        units = f" ({', '.join(self.bf16_units)})" if self.bf16_units else " (no bf16 matrix units)"
+        return f"{self.cpu} x{self.cores}{units}"
+
+    def precision_for(self, config: dict[str, Any]) -> str | None:
+        """The precision a run of this config trains in here (None: the model has no precision setting)."""
+        setting = config.get("precision")
+        if setting in ("fp32", "bf16"):
+            return str(setting)
+        if setting == "auto":
+            return "bf16" if self.device == "cuda" or self.bf16_units else "fp32"
+        return None
 
 
 def device_kind(device: str) -> str:
@@ -143,7 +172,9 @@ def this_machine(device: str = "cpu") -> Machine:
             gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         except Exception:  # noqa: BLE001 - no torch or no driver: the GPU is simply unknown
             gpu = None
-    return Machine(cpu, os.cpu_count() or 1, device_kind(device), gpu)
+    from eager_bench.compute import bf16_matrix_units
+
+    return Machine(cpu, os.cpu_count() or 1, device_kind(device), gpu, tuple(bf16_matrix_units()))
 
 
 def measurement_dirs(results_dir: Path) -> list[Path]:
@@ -308,7 +339,8 @@ def estimate_run(model: str, variant: str, dataset: str, profile: str, config: d
         if f_data is None or f_eval is None:
             continue  # another dataset whose size is unknown here: no scaling possible
         diffs = differing_keys(m.config, config, neutral)
-        rank = (m.variant != variant, m.profile != profile, len(diffs), m.dataset != dataset, m.loaded)
+        rank = (m.variant != variant, m.profile != profile, len(diffs),
+                _other_precision(m, config, machine) is not None, m.dataset != dataset, m.loaded)
         candidates.append((rank, m, diffs, f_data, f_eval))
     if not candidates:
         return Estimate(None, f"unknown: {model} ({profile}) measured only on datasets whose size is unknown here")
@@ -333,16 +365,27 @@ def estimate_run(model: str, variant: str, dataset: str, profile: str, config: d
         basis.append("config differs: " + ", ".join(
             f"{k} {_short(before.get(k))}->{_short(config.get(k))}" for k in diffs[:3])
             + (f" (+{len(diffs) - 3})" if len(diffs) > 3 else ""))
+    other_precision = _other_precision(m, config, machine)
+    if other_precision is not None:
+        basis.append(f"trained in {m.precision} there, {other_precision} here"
+                     + (": expect it slower" if m.precision == "bf16" else ": expect it faster"))
     if on_cpu_for_gpu:
         basis.append(f"measured on the CPU ({m.where()}): on the GPU it may take less")
     elif m.device_kind == "cpu" and (m.hardware.get("cpu") != machine.cpu
-                                     or m.hardware.get("cpu_count") != machine.cores):
+                                     or m.hardware.get("cpu_count") != machine.cores
+                                     or (m.bf16_units is not None and m.bf16_units != machine.bf16_units)):
         basis.append(f"measured on {m.where()}")
     elif m.device_kind == "cuda" and m.where() != machine.gpu:
         basis.append(f"measured on {m.where()}")
     if m.loaded:
         basis.append(f"measured under load {m.load:g}")
     return Estimate(fit + evaluation, "; ".join(basis), m.path, {"fit": fit, "eval": evaluation})
+
+
+def _other_precision(m: Measurement, config: dict[str, Any], machine: Machine) -> str | None:
+    """The precision the planned run trains in here, where it is not the one the measurement trained in."""
+    here = machine.precision_for(config)
+    return here if here is not None and m.precision is not None and here != m.precision else None
 
 
 def _relative(path: Path) -> str:

@@ -178,3 +178,33 @@ def test_dry_run_all_lists_the_tuned_baseline_with_estimates_and_a_total(tmp_pat
     assert "synthetic SASRec/tuned s0: unknown: no measured run of SASRec" in out
     assert "at least 1.0 h for 3 run(s) to run (2 unknown, not counted)" in out
     assert not list(root.rglob("*.npz"))  # nothing trained
+
+
+def test_a_measurement_in_the_precision_that_trains_here_wins_and_another_precision_is_named():
+    """Two CPUs of one model name can differ in bf16 units, so `precision: auto` trains bf16 on one and fp32 on the
+    other: the estimate prefers a measurement in the precision of this machine and says when it has none."""
+    def run(precision: str, units: list[str], train_s: float) -> Measurement:
+        m = measurement(config={"precision": "auto"}, train_s=train_s)
+        m.training["precision"] = precision
+        m.hardware["kernels"] = {"bf16_matrix_units": units}
+        return m
+
+    bf16_run, fp32_run = run("bf16", ["avx512_bf16"], 50.0), run("fp32", [], 100.0)
+    fp32_here = Machine("Test CPU", 2, "cpu")
+    bf16_here = Machine("Test CPU", 2, "cpu", bf16_units=("amx_bf16",))
+    config = planned(precision="auto")
+    assert fp32_here.precision_for(config) == "fp32" and bf16_here.precision_for(config) == "bf16"
+    assert fp32_here.precision_for(planned()) is None  # a model without the setting
+    # the newer bf16 measurement comes first in the pool, yet the fp32 one is chosen on an fp32 machine
+    est = estimate_run("M", "default", "A", "cpu", config, [bf16_run, fp32_run], stats, fp32_here)
+    assert est.seconds == pytest.approx(110.0) and "trained in" not in est.basis
+    est = estimate_run("M", "default", "A", "cpu", config, [bf16_run, fp32_run], stats, bf16_here)
+    assert est.seconds == pytest.approx(60.0)
+    # only a bf16 measurement for an fp32 machine: used, and the mismatch and its CPU's units are named
+    est = estimate_run("M", "default", "A", "cpu", config, [bf16_run], stats, fp32_here)
+    assert est.seconds == pytest.approx(60.0)
+    assert "trained in bf16 there, fp32 here: expect it slower" in est.basis
+    assert "measured on Test CPU x2 (avx512_bf16)" in est.basis
+    # an explicit fp32 setting trains fp32 on any CPU: a bf16 measurement of it is a mismatch everywhere
+    est = estimate_run("M", "default", "A", "cpu", planned(precision="fp32"), [bf16_run], stats, bf16_here)
+    assert "trained in bf16 there, fp32 here" in est.basis
