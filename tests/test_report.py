@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from eager_bench.errors import BenchError
 from eager_bench.evaluation import metrics_from_ranks
 from eager_bench.report import build_report
-from eager_bench.report.board import build_ablation, build_leaderboard
+from eager_bench.report.board import Row, build_ablation, build_leaderboard
 from eager_bench.report.collect import collect_runs
 from eager_bench.report.reference import load_reference
 from eager_bench.report.stats import holm, paired_p_value, per_user, t_interval
@@ -195,6 +195,28 @@ def test_ablation_board_orders_variants_and_tests_against_default(tmp_path):
     assert [r.variant for r in board.rows["cpu"]] == ["default", "no_transfer", "semantic_only"]
     verdict = {(c.a.variant, c.metric): c.significant for c in board.comparisons}
     assert verdict[("semantic_only", "NDCG@10")] and not verdict[("no_transfer", "NDCG@10")]
+
+
+def test_a_study_row_run_on_one_dataset_is_not_an_empty_row_of_the_others(tmp_path):
+    # The GCT sweep ran on Beauty only: Toys must not list it as an empty row (nor as a missing cell), while rows
+    # every dataset should fill (a model's default, a baseline's tuned variant, Table 3's steps) stay, empty if unrun.
+    root = tmp_path / "r"
+    ranks = random_ranks(np.random.default_rng(4), N_USERS, 0.4)
+    for variant in ("default", "gct_smooth_l1", "tsg"):
+        fake_run(root, "EAGER", "Beauty", ranks, variant=variant)
+    fake_run(root, "EAGER", "Toys_and_Games", ranks)
+    fake_run(root, "SASRec", "Beauty", ranks, variant="tuned")
+    runs = collect_runs(root)
+    board = build_leaderboard(runs, {})
+    assert Row("EAGER", "gct_smooth_l1") in board.shown_rows("cpu", "Beauty")
+    toys = board.shown_rows("cpu", "Toys_and_Games")
+    assert Row("EAGER", "gct_smooth_l1") not in toys and Row("EAGER", "tsg") not in toys
+    assert Row("SASRec", "tuned") in toys and Row("EAGER", "default") in toys
+    assert ("cpu", "Toys_and_Games", Row("SASRec", "tuned")) in board.missing()
+    assert not [m for m in board.missing() if m[2].model == "EAGER"]
+    ablation = build_ablation(runs)
+    assert [r.variant for r in ablation.shown_rows("cpu", "Toys_and_Games")] == ["default", "tsg"]
+    assert {m[2].variant for m in ablation.missing()} == {"tsg"}
 
 
 def test_no_match_is_a_clear_error_for_the_command_and_a_warning_for_the_hook(tmp_path):

@@ -188,11 +188,24 @@ class Board:
         winners = [p for p in points if p.beats_default]
         return max(winners, key=lambda p: p.valid) if winners else points[0]
 
+    def expected(self, row: Row) -> bool:
+        """A row every section of its profile should fill: on the leaderboard each model's default and each
+        baseline variant (e.g. SASRec tuned); on the ablation board the rows of Table 3's steps. Any other row (a
+        study run on one dataset only, such as the GCT sweep on Beauty) is shown only where it has results."""
+        if self.kind == "ablation":
+            return row.variant == DEFAULT_VARIANT or any(row.variant in step[:2] for step in TABLE3_STEPS)
+        return row.variant == DEFAULT_VARIANT or row.model != OURS
+
+    def shown_rows(self, profile: str, dataset: str) -> list[Row]:
+        """The rows of one section, in display order: the expected rows, and any other row with a result here."""
+        return [row for row in self.rows[profile]
+                if self.expected(row) or self.cell(profile, dataset, row, self.metrics[0]) is not None]
+
     def missing(self) -> list[tuple[str, str, Row]]:
         """(profile, dataset, row) without any result: the cells the note must explain."""
         out = []
         for profile, dataset in self.sections:
-            for row in self.rows[profile]:
+            for row in self.shown_rows(profile, dataset):
                 if self.cell(profile, dataset, row, self.metrics[0]) is None:
                     out.append((profile, dataset, row))
         return out

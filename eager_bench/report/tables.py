@@ -96,7 +96,7 @@ def to_markdown(board: Board) -> str:
                      + " | ".join(board.metrics) + " |")
         lines.append("| --- | --- | " + ("---: | ---: | " if ablation else "")
                      + " | ".join("---:" for _ in board.metrics) + " |")
-        for row in board.rows[profile]:
+        for row in board.shown_rows(profile, dataset):
             texts, seeds = [], ""
             for metric in board.metrics:
                 cell, best, sig, delta = _marked(board, profile, dataset, row, metric)
@@ -418,7 +418,7 @@ def to_csv(board: Board) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for profile, dataset in board.sections:
-        for row in board.rows[profile]:
+        for row in board.shown_rows(profile, dataset):
             for metric in board.metrics:
                 cell, best, _, _ = _marked(board, profile, dataset, row, metric)
                 if cell is None:
@@ -477,7 +477,7 @@ def to_latex(board: Board) -> str:
                 f"{_tex_escape(_order(board, dataset).replace('`', '').replace(' · ', ', '))}).}}",
                 "\\begin{tabular}{l" + "r" * len(board.metrics) + "}", "\\toprule",
                 "Model & " + " & ".join(_tex_escape(m) for m in board.metrics) + " \\\\", "\\midrule"]
-        for row in board.rows[profile]:
+        for row in board.shown_rows(profile, dataset):
             texts = []
             for metric in board.metrics:
                 cell, best, sig, delta = _marked(board, profile, dataset, row, metric)
