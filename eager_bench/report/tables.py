@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.report.board import Board, Cell, Comparison, Row
+from eager_bench.report.curves import EARLY_STOPPED, FLAT, FLAT_GAIN, MIN_EVALUATIONS, RISING, TOO_SHORT, curve_end
 from eager_bench.report.reference import Reported
 from eager_bench.report.stats import ALPHA, CONFIDENCE, TEST_NAME
 
@@ -144,6 +145,7 @@ def to_markdown(board: Board) -> str:
     lines += _steps_markdown(board)
     lines += _sweep_markdown(board)
     if board.kind == "leaderboard":
+        lines += _curves_markdown(board)
         lines += _reported_markdown(board)
     lines += _missing_markdown(board)
     lines += _stale_markdown(board)
@@ -385,6 +387,33 @@ def _sweep_markdown(board: Board) -> list[str]:
 def _pct(value: float, base: float) -> str:
     """Relative change of `value` against `base` ("–" without a base)."""
     return f"{100 * (value - base) / base:+.1f}%" if base else "–"
+
+
+def _curves_markdown(board: Board) -> list[str]:
+    """Each trained leaderboard run's validation curve at its end: flat, still rising, or early-stopped."""
+    rows = []
+    for profile, dataset in board.sections:
+        for row in board.shown_rows(profile, dataset):
+            if not board.expected(row):
+                continue  # EAGER's ablation rows: the ablation table compares them at equal updates
+            for run in sorted(board.row_runs(profile, dataset, row), key=lambda r: r.key.seed):
+                end = curve_end(run.record)
+                if end is None:
+                    continue
+                gain = "–" if end.tail_gain is None else f"{end.tail_gain:+.1%}"
+                rows.append(f"| {dataset} · `{profile}` | {_label(board, profile, dataset, row)} | {run.key.seed} | "
+                            f"{end.evaluations} | {end.unit} {end.best_at:,} of {end.last_at:,} | {gain} | "
+                            f"{end.stopped_by or '–'} | {end.verdict} |")
+    if not rows:
+        return []
+    return ["## Validation curves at the end", "",
+            f"Validation NDCG@10 (the selection metric) over each trained run: *gain* is the best value over the whole "
+            f"curve against the best before its last third of evaluations (rounded up). **{FLAT}**: that gain is "
+            f"under {FLAT_GAIN:.0%}; **{RISING}**: the run ended while its curve still rose, so the cell measures the "
+            f"budget as well as the model; **{EARLY_STOPPED}**: patience ran out (the model's own criterion); "
+            f"*{TOO_SHORT}*: under {MIN_EVALUATIONS} points. The test metrics come from the best checkpoint.", "",
+            "| section | model | seed | evaluations | best at | gain over the last third | stopped by | verdict |",
+            "| --- | --- | ---: | ---: | --- | ---: | --- | --- |", *rows, ""]
 
 
 def _missing_markdown(board: Board) -> list[str]:
