@@ -636,3 +636,12 @@ def test_ablation_names_rows_trained_on_another_machine_than_the_default(tmp_pat
     line = next(x for x in md.splitlines() if x.startswith("**Trained on another machine than the default row**"))
     assert ("EAGER (no_transfer) (cpu, Intel Xeon, amx_bf16+avx512_bf16 vs cpu, AMD EPYC, avx512_bf16)" in line
             and "(tsg)" not in line)
+
+
+def test_a_report_without_the_papers_numbers_says_so(tmp_path, caplog):
+    root = _grid(tmp_path, eager_boost=0.1, seeds=1)
+    absent = tmp_path / "nowhere" / "reported_metrics.csv"
+    with caplog.at_level("WARNING", logger="eager_bench"):
+        build_report(root, formats=["md"], out_dir=tmp_path / "out", reference=absent, plots=False)
+    assert any("papers' numbers are left out" in r.getMessage() and str(absent) in r.getMessage()
+               for r in caplog.records)

@@ -15,7 +15,7 @@ from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.errors import BenchError
 from eager_bench.report.board import Board, build_ablation, build_leaderboard
 from eager_bench.report.collect import FULL_SIZE_PROFILES, OURS, collect
-from eager_bench.report.reference import load_ablation_reference, load_reference
+from eager_bench.report.reference import REFERENCE_ENV, load_ablation_reference, load_reference, reference_path
 from eager_bench.report.tables import to_csv, to_latex, to_markdown
 
 FORMATS = ("md", "csv", "tex")
@@ -80,6 +80,12 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
             raise BenchError(message)
         logging.getLogger("eager_bench").warning("report not written: %s", message)
         return []
+    if not reference_path(reference).is_file():
+        # Tables without the papers' numbers are legitimate (a user without the reference files), but written over
+        # committed tables they would silently drop every ratio: say so.
+        logging.getLogger("eager_bench").warning(
+            "the papers' numbers are left out: %s does not exist (set $%s, or $EAGER_BENCH_DATA to the data folder "
+            "beside reference/)", reference_path(reference), REFERENCE_ENV)
     board = build_leaderboard(runs, load_reference(reference), excluded=collection.excluded)
     written = write_tables(board, out_dir, stem_for("leaderboard", profiles), formats)
     ablation = build_ablation(runs, excluded=collection.excluded,
