@@ -21,6 +21,12 @@ from eager_bench.runner import RunOutcome, RunSpec, prepare, run
 
 SUMMARY_METRICS = ("Recall@5", "NDCG@5", "Recall@10", "NDCG@10")
 OURS = "EAGER"  # its named variants are the ablation table's rows (`ablate`), not leaderboard rows
+# The headline cells the leaderboard carries with confidence intervals and paired tests: EAGER and the strongest
+# baseline on the datasets of the paper's ablation (Table 3). Every other cell gets one seed: each extra seed costs
+# a full run. `run --all --seeds N` gives N seeds to every cell instead.
+SEEDED_ROWS = frozenset({(OURS, DEFAULT_VARIANT), ("SASRec", "tuned")})
+SEEDED_DATASETS = ("Beauty", "Toys_and_Games")
+HEADLINE_SEEDS = 3
 log = logging.getLogger("eager_bench")
 
 
@@ -56,20 +62,28 @@ def leaderboard_rows(models: list[str], ablations: bool = False) -> list[tuple[s
     return rows
 
 
-def plan(models: list[str], datasets: list[str], seeds: list[int], profile: str, results_dir: Path,
+def leaderboard_seeds(model: str, variant: str, dataset: str) -> list[int]:
+    """The seeds `run --all` plans for one leaderboard cell when --seeds is not given."""
+    seeded = (model, variant) in SEEDED_ROWS and dataset in SEEDED_DATASETS
+    return list(range(HEADLINE_SEEDS if seeded else 1))
+
+
+def plan(models: list[str], datasets: list[str], seeds: list[int] | Callable[[str, str, str], list[int]],
+         profile: str, results_dir: Path,
          variants: list[str] | None = None, overrides: dict[str, Any] | None = None,
          rows: list[tuple[str, str]] | None = None) -> list[GridItem]:
     """Every run of the grid with its result path; a path that exists is a finished run (same config and seed).
 
     The (model, variant) pairs are `rows` when given (see leaderboard_rows), else every model with each of
-    `variants` (default: `default`). Resolving each config here means an unknown model, variant or bad config fails
-    before anything trains.
+    `variants` (default: `default`). `seeds` is one list for every cell or a function of (model, variant, dataset)
+    (see leaderboard_seeds). Resolving each config here means an unknown model, variant or bad config fails before
+    anything trains.
     """
     pairs = rows if rows is not None else [(m, v) for m in models for v in variants or [DEFAULT_VARIANT]]
     items = []
     for dataset in datasets:
         for model, variant in pairs:
-            for seed in seeds:
+            for seed in (seeds(model, variant, dataset) if callable(seeds) else seeds):
                 spec = RunSpec(model=model, dataset=dataset, profile=profile, seed=seed, variant=variant,
                                overrides=overrides)
                 _, config, _, run_id = prepare(spec)

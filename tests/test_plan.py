@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from eager_bench.estimate import (Machine, Measurement, differing_keys, estimate_items, estimate_run,
                                   load_measurements, total_lines)
-from eager_bench.grid import leaderboard_rows, plan
+from eager_bench.grid import leaderboard_rows, leaderboard_seeds, plan
 from eager_bench.runner import prepare
 
 HERE = Machine("Test CPU", 2, "cpu")
@@ -53,6 +53,18 @@ def test_plan_ids_are_the_runners_and_carry_the_config(tmp_path):
     for item in items:
         _, config, _, run_id = prepare(item.spec)
         assert item.run_id == run_id and item.config == config and not item.cached
+
+
+def test_headline_cells_get_three_seeds_and_the_rest_one():
+    for dataset in ("Beauty", "Toys_and_Games"):
+        assert leaderboard_seeds("EAGER", "default", dataset) == [0, 1, 2]
+        assert leaderboard_seeds("SASRec", "tuned", dataset) == [0, 1, 2]
+        assert leaderboard_seeds("SASRec", "default", dataset) == [0]
+        assert leaderboard_seeds("EAGER", "no_transfer", dataset) == [0]  # ablation rows: `ablate --seeds`
+    assert leaderboard_seeds("EAGER", "default", "Yelp") == [0]
+    items = plan([], ["synthetic"], lambda m, v, d: [0, 1] if m == "Markov" else [0], "smoke", Path("r"),
+                 rows=[("Markov", "default"), ("Popularity", "default")])
+    assert [(i.spec.model, i.spec.seed) for i in items] == [("Markov", 0), ("Markov", 1), ("Popularity", 0)]
 
 
 def test_same_config_same_dataset_is_the_measurement_itself():
