@@ -72,3 +72,20 @@ def test_the_leaderboard_lists_each_trained_runs_verdict(tmp_path):
         in section
     assert "| Beauty · `cpu` | EAGER | 0 | 4 | update 2,000 of 4,000 | +0.0% | – | flat |" in section
     assert "Popularity" not in section  # nothing trained, no curve
+
+
+def test_curve_plots_draw_only_trained_runs_and_skip_a_profile_without_any(tmp_path):
+    import numpy as np
+
+    from eager_bench.report.board import build_leaderboard
+    from eager_bench.report.collect import collect_runs
+    from eager_bench.report.plots import curve_plots
+    from tests.synthetic_results import fake_run, random_ranks
+
+    ranks = random_ranks(np.random.default_rng(0), 300, 0.4)
+    fake_run(tmp_path / "r", "SASRec", "Beauty", ranks)
+    fake_run(tmp_path / "r", "Popularity", "Beauty", ranks, profile="paper")
+    runs = collect_runs(tmp_path / "r")
+    next(r for r in runs if r.key.model == "SASRec").record.update(_recbole([0.01, 0.02, 0.03]))
+    written = curve_plots(build_leaderboard(runs, {}), tmp_path / "plots")
+    assert sorted(p.name for p in written) == ["valid_curves_cpu.pdf", "valid_curves_cpu.png"]

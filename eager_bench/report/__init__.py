@@ -96,9 +96,10 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
     if ablation is not None:
         written += write_tables(ablation, out_dir, stem_for("ablations", profiles), formats)
     if plots:
-        from eager_bench.report.plots import bar_plots, paper_scatter
+        from eager_bench.report.plots import bar_plots, curve_plots, paper_scatter
 
         written += bar_plots(board, out_dir / "plots", "leaderboard")
+        written += curve_plots(board, out_dir / "plots", stem_for("valid_curves", profiles))
         written += paper_scatter(board, out_dir / "plots", stem_for("ours_vs_paper", profiles))
         if ablation is not None:
             written += bar_plots(ablation, out_dir / "plots", "ablations")

@@ -109,3 +109,46 @@ def paper_scatter(board: Board, out_dir: Path, stem: str = "ours_vs_paper") -> l
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, out_dir / stem)
+
+
+def curve_plots(board: Board, out_dir: Path, stem: str = "valid_curves") -> list[Path]:
+    """One figure per profile, a panel per dataset: each trained leaderboard run's validation NDCG@10 against the
+    fraction of its own training done (epochs and updates on one axis), so a curve still rising at 1.0 shows a
+    cell that measures the budget (the table "Validation curves at the end" gives the numbers)."""
+    from eager_bench.report.curves import curve_end
+
+    out = []
+    for profile in board.rows:
+        panels = []
+        for p, dataset in board.sections:
+            if p != profile:
+                continue
+            lines = [(row, run.key.seed, end) for row in board.shown_rows(profile, dataset) if board.expected(row)
+                     for run in sorted(board.row_runs(profile, dataset, row), key=lambda r: r.key.seed)
+                     if (end := curve_end(run.record)) is not None]
+            if lines:
+                panels.append((dataset, lines))
+        if not panels:
+            continue
+        labels = sorted({row.label for _, lines in panels for row, _, _ in lines})
+        colors = plt.get_cmap("tab10")
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+        for ax, (dataset, lines) in zip(axes[0], panels):
+            for row, seed, end in lines:
+                last = end.last_at
+                xs = [x / last for x, _ in end.points]
+                ys = [v for _, v in end.points]
+                ax.plot(xs, ys, marker=".", linewidth=1.2, color=colors(labels.index(row.label) % 10),
+                        linestyle="-" if seed == 0 else ":", label=row.label if seed == 0 else None)
+            ax.set_title(f"{dataset} (profile {profile})", fontsize=10)
+            ax.set_xlabel("fraction of the run's training", fontsize=9)
+            ax.set_xlim(0, 1.02)
+            ax.grid(alpha=0.3)
+        axes[0, 0].set_ylabel("validation NDCG@10", fontsize=9)
+        handles = [plt.Line2D([], [], color=colors(i % 10), label=label) for i, label in enumerate(labels)]
+        handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="seeds > 0"))
+        axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        fig.suptitle("Validation curves (TIGER: its validation subset)", fontsize=11)
+        fig.tight_layout()
+        out += _save(fig, out_dir / f"{stem}_{profile}")
+    return out
