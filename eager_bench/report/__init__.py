@@ -80,12 +80,12 @@ def build_report(results_dir: Path, formats: Iterable[str] = FORMATS, out_dir: P
             raise BenchError(message)
         logging.getLogger("eager_bench").warning("report not written: %s", message)
         return []
-    if not reference_path(reference).is_file():
+    if not (papers := reference_path(reference)).is_file():
         # Tables without the papers' numbers are legitimate (a user without the reference files), but written over
         # committed tables they would silently drop every ratio: say so.
         logging.getLogger("eager_bench").warning(
             "the papers' numbers are left out: %s does not exist (set $%s, or $EAGER_BENCH_DATA to the data folder "
-            "beside reference/)", reference_path(reference), REFERENCE_ENV)
+            "beside reference/)", papers, REFERENCE_ENV)
     board = build_leaderboard(runs, load_reference(reference), excluded=collection.excluded)
     written = write_tables(board, out_dir, stem_for("leaderboard", profiles), formats)
     ablation = build_ablation(runs, excluded=collection.excluded,

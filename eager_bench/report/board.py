@@ -13,6 +13,7 @@ import numpy as np
 
 from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.report.collect import METRICS, OURS, Excluded, Run, dataset_order, model_order
+from eager_bench.report.curves import CurveEnd, curve_end
 from eager_bench.report.reference import Reported
 from eager_bench.report.stats import ALPHA, Interval, holm, paired_p_value, per_user, t_interval
 
@@ -200,6 +201,18 @@ class Board:
         """The rows of one section, in display order: the expected rows, and any other row with a result here."""
         return [row for row in self.rows[profile]
                 if self.expected(row) or self.cell(profile, dataset, row, self.metrics[0]) is not None]
+
+    def curve_ends(self) -> list[tuple[str, str, Row, Run, CurveEnd]]:
+        """(profile, dataset, row, run, its validation curve's end) for every trained run of an expected row, in
+        section, row and seed order: what the table and the figure of curve ends show (EAGER's ablation rows are
+        compared at equal updates by the ablation table instead)."""
+        out = []
+        for profile, dataset in self.sections:
+            for row in filter(self.expected, self.rows[profile]):
+                for run in sorted(self.row_runs(profile, dataset, row), key=lambda r: r.key.seed):
+                    if (end := curve_end(run.record)) is not None:
+                        out.append((profile, dataset, row, run, end))
+        return out
 
     def missing(self) -> list[tuple[str, str, Row]]:
         """(profile, dataset, row) without any result: the cells the note must explain."""

@@ -75,5 +75,5 @@ def curve_end(record: dict[str, Any]) -> CurveEnd | None:
         unit = "epoch"
     if not points:
         return None
-    stopped = training.get("stopped_by") or training.get("stopped_by_budget")
+    stopped = training.get("stopped_by")  # RecBole bridge and TIGER record it; EAGER runs its fixed updates
     return CurveEnd(unit, points, str(stopped) if stopped else None)

@@ -115,19 +115,11 @@ def curve_plots(board: Board, out_dir: Path, stem: str = "valid_curves") -> list
     """One figure per profile, a panel per dataset: each trained leaderboard run's validation NDCG@10 against the
     fraction of its own training done (epochs and updates on one axis), so a curve still rising at 1.0 shows a
     cell that measures the budget (the table "Validation curves at the end" gives the numbers)."""
-    from eager_bench.report.curves import curve_end
-
+    ends = board.curve_ends()
     out = []
     for profile in board.rows:
-        panels = []
-        for p, dataset in board.sections:
-            if p != profile:
-                continue
-            lines = [(row, run.key.seed, end) for row in board.shown_rows(profile, dataset) if board.expected(row)
-                     for run in sorted(board.row_runs(profile, dataset, row), key=lambda r: r.key.seed)
-                     if (end := curve_end(run.record)) is not None]
-            if lines:
-                panels.append((dataset, lines))
+        panels = [(dataset, lines) for p, dataset in board.sections if p == profile
+                  if (lines := [(row, run.key.seed, end) for q, d, row, run, end in ends if (q, d) == (p, dataset)])]
         if not panels:
             continue
         labels = sorted({row.label for _, lines in panels for row, _, _ in lines})

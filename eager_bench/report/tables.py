@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from eager_bench.config import DEFAULT_VARIANT
 from eager_bench.report.board import Board, Cell, Comparison, Row
-from eager_bench.report.curves import EARLY_STOPPED, FLAT, FLAT_GAIN, MIN_EVALUATIONS, RISING, TOO_SHORT, curve_end
+from eager_bench.report.curves import EARLY_STOPPED, FLAT, FLAT_GAIN, MIN_EVALUATIONS, RISING, TOO_SHORT
 from eager_bench.report.reference import Reported
 from eager_bench.report.stats import ALPHA, CONFIDENCE, TEST_NAME
 
@@ -392,18 +392,11 @@ def _pct(value: float, base: float) -> str:
 def _curves_markdown(board: Board) -> list[str]:
     """Each trained leaderboard run's validation curve at its end: flat, still rising, or early-stopped."""
     rows = []
-    for profile, dataset in board.sections:
-        for row in board.shown_rows(profile, dataset):
-            if not board.expected(row):
-                continue  # EAGER's ablation rows: the ablation table compares them at equal updates
-            for run in sorted(board.row_runs(profile, dataset, row), key=lambda r: r.key.seed):
-                end = curve_end(run.record)
-                if end is None:
-                    continue
-                gain = "–" if end.tail_gain is None else f"{end.tail_gain:+.1%}"
-                rows.append(f"| {dataset} · `{profile}` | {_label(board, profile, dataset, row)} | {run.key.seed} | "
-                            f"{end.evaluations} | {end.unit} {end.best_at:,} of {end.last_at:,} | {gain} | "
-                            f"{end.stopped_by or '–'} | {end.verdict} |")
+    for profile, dataset, row, run, end in board.curve_ends():
+        gain = "–" if end.tail_gain is None else f"{end.tail_gain:+.1%}"
+        rows.append(f"| {dataset} · `{profile}` | {_label(board, profile, dataset, row)} | {run.key.seed} | "
+                    f"{end.evaluations} | {end.unit} {end.best_at:,} of {end.last_at:,} | {gain} | "
+                    f"{end.stopped_by or '–'} | {end.verdict} |")
     if not rows:
         return []
     return ["## Validation curves at the end", "",
