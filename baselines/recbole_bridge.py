@@ -38,7 +38,7 @@ from eager_bench.ranking import top_k  # noqa: E402
 from eager_bench.split import Split  # noqa: E402
 
 # Config keys the bridge itself reads; every other YAML key is passed to RecBole's Config unchanged.
-OWN_KEYS = ("threads", "max_train_minutes", "precision", "length_buckets")
+OWN_KEYS = ("threads", "max_train_minutes", "precision", "length_buckets", "loss_slots")
 CUTOFFS = [5, 10, 20]
 FIELDS = ("user_id", "item_id", "timestamp")
 
@@ -330,7 +330,9 @@ class RecBoleSequential(Recommender):
             "file; RecBole's train/valid/test rows were asserted equal to the split's.",
             "Full ranking over all items; only [PAD] is masked, items already in the history are NOT masked "
             "(RecBole's repeatable=True convention for sequential models, the suite's shared protocol).",
-            f"Checkpoint selected on validation NDCG@10 (best epoch {best_epoch}); stopped by {progress['stopped_by']}.",
+            # best_epoch is RecBole's 0-based index (kept so in the record); people count epochs from 1.
+            f"Checkpoint selected on validation NDCG@10 (best epoch {best_epoch + 1} of {len(epochs)}, counted from 1); "
+            f"stopped by {progress['stopped_by']}.",
         ]
         notes += self.variant_notes()
         notes.append(f"Training precision {self.precision} (precision: {self.config['precision']}; bf16 = RecBole's "

@@ -84,6 +84,8 @@ def test_report_and_selection_use_validation(trained) -> None:
     _, _, report = trained
     assert report["epochs"] == 2 and len(report["valid_curve"]) == 2
     assert report["best_epoch"] == int(np.argmax(report["valid_curve"]))
+    best_note = f"best epoch {report['best_epoch'] + 1} of 2, counted from 1"
+    assert any(best_note in note for note in report["notes"])
     assert report["seconds_per_epoch"] > 0
     assert any("NOT masked" in note for note in report["notes"])
 
@@ -122,11 +124,49 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun(tmp_path: Path) ->
 
 
 def test_bert4rec_trains_and_ranks(tmp_path: Path) -> None:
-    model, split = make(BERT4Rec, "synthetic", tmp_path)
+    model, split = make(BERT4Rec, "synthetic", tmp_path, loss_slots="masked")  # the cpu profile's loss
     report = model.fit(split)
     assert report["epochs"] == 1
+    assert any("masked positions only" in note for note in report["notes"])
     top = model.rank(split.test, 20)
     assert top.shape == (len(split.test), 20) and all(len(set(r)) == 20 for r in top[:50].tolist())
+
+
+def test_bert4rec_masked_slot_loss_equals_recboles_loss_and_gradients(tmp_path: Path) -> None:
+    import torch
+
+    from baselines.bert4rec import masked_slot_loss
+
+    model, split = make(BERT4Rec, "synthetic", tmp_path)
+    model._build(split)
+    net = model.net.eval()  # no dropout: both losses see the same forward
+    checked = 0
+    for batch in model.train_data:
+        real = int((batch[net.MASK_INDEX] > 0).sum())
+        if real == 0:
+            continue
+        assert real < batch[net.MASK_INDEX].numel()  # the batch has padding slots, so the test can tell the two apart
+        grads = []
+        for loss_fn in (lambda b: type(net).calculate_loss(net, b), lambda b: masked_slot_loss(net, b)):
+            net.zero_grad()
+            loss = loss_fn(batch)
+            loss.backward()
+            grads.append((loss.item(), [p.grad.clone() for p in net.parameters() if p.grad is not None]))
+        (want, want_grads), (got, got_grads) = grads
+        assert got == pytest.approx(want, rel=1e-5)
+        assert len(got_grads) == len(want_grads)
+        for a, b in zip(got_grads, want_grads):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+        checked += 1
+        if checked == 3:
+            break
+    assert checked == 3
+
+
+def test_bert4rec_refuses_an_unknown_loss_slots_value() -> None:
+    config = resolve_config(BERT4Rec.config_file, "smoke", overrides={"loss_slots": "some"})
+    with pytest.raises(BenchError, match="loss_slots must be one of all, masked"):
+        BERT4Rec.validate_config(config)
 
 
 @pytest.mark.parametrize("overrides, message", [
