@@ -52,7 +52,8 @@ WASTE: dict[str, dict[str, dict[str, Any]]] = {
     "TIGER": {"old": {"dropout_rng": "torch"}, "new": {"dropout_rng": "torch"}},  # bulk costs TIGER quality (tiger_isolate)
     "SASRec": {"old": {"length_buckets": False}, "new": {"length_buckets": True}},
     # BERT4Rec's default is unbucketed: buckets changed what one epoch learns (results/benchmarks/bert4rec_bf16_only)
-    "BERT4Rec": {"old": {"length_buckets": False}, "new": {"length_buckets": False}},
+    "BERT4Rec": {"old": {"length_buckets": False, "loss_slots": "all"},
+                 "new": {"length_buckets": False, "loss_slots": "masked"}},
 }
 DEFAULT_UPDATES = {"EAGER": 400, "TIGER": 300, "DIN": 300}  # RecBole models: one epoch
 DIN_PATHS: dict[str, dict[str, Any]] = {"old": {"precision": "fp32", "threads": 1, "dropout_rng": "torch"},
