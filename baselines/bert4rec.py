@@ -51,7 +51,7 @@ class BERT4Rec(RecBoleSequential):
             if not bool((interaction[net.MASK_INDEX] > 0).any()):
                 self.targetless_batches += 1
                 return net.output_bias.sum() * 0.0
-            if masked_only and net.loss_type == "CE":
+            if masked_only:
                 return masked_slot_loss(net, interaction)
             return recbole_loss(interaction)
 
@@ -63,6 +63,9 @@ class BERT4Rec(RecBoleSequential):
         if config["loss_slots"] not in LOSS_SLOTS:
             raise BenchError(f"{cls.__name__}: loss_slots must be one of {', '.join(LOSS_SLOTS)}, "
                              f"got {config['loss_slots']!r}")
+        if config["loss_slots"] == "masked" and config["loss_type"] != "CE":
+            # masked_slot_loss is RecBole's CE branch; refusing here beats silently training with another loss
+            raise BenchError(f"{cls.__name__}: loss_slots: masked needs loss_type: CE, got {config['loss_type']!r}")
 
     def variant_notes(self) -> list[str]:
         notes = ["RecBole's BERT4Rec defaults (cloze task, mask_ratio 0.2, ft_ratio 0.5, CE over all items). "

@@ -163,9 +163,14 @@ def test_bert4rec_masked_slot_loss_equals_recboles_loss_and_gradients(tmp_path: 
     assert checked == 3
 
 
-def test_bert4rec_refuses_an_unknown_loss_slots_value() -> None:
-    config = resolve_config(BERT4Rec.config_file, "smoke", overrides={"loss_slots": "some"})
-    with pytest.raises(BenchError, match="loss_slots must be one of all, masked"):
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss_slots": "some"}, "loss_slots must be one of all, masked"),
+    ({"loss_slots": "masked", "loss_type": "BPR", "train_neg_sample_args": {"uniform": 1}},
+     "loss_slots: masked needs loss_type: CE"),
+])
+def test_bert4rec_refuses_a_bad_loss_slots_setting(overrides: dict, message: str) -> None:
+    config = resolve_config(BERT4Rec.config_file, "smoke", overrides=overrides)
+    with pytest.raises(BenchError, match=message):
         BERT4Rec.validate_config(config)
 
 
