@@ -7,7 +7,9 @@ For each model, two runs through the runner at the model's `cpu` profile size, s
   old = precision fp32, 1 torch thread (the path of the committed cpu results);
   new = precision auto (bf16 autocast where the CPU has AMX / AVX512_BF16, fp32 elsewhere), every usable core, and
         less waste where it is the model's default: EAGER's bulk dropout masks, SASRec's length-bucketed batches
-        trimmed to their longest (BERT4Rec and TIGER keep their unbucketed batches / torch dropout, as they train).
+        trimmed to their longest, BERT4Rec's loss at its real mask slots (TIGER keeps torch dropout, as it trains),
+        and for every model the allocator policy that keeps freed buffers mapped (eager_bench.allocator; old path:
+        glibc's own). Each run is its own fresh process.
 DIN (EAGER's behaviour-embedding trainer, not a runner model) at its paper size (batch 128, 60 negatives): old = the
 forward as it was before the algebraic rewrite (every candidate x slot pair, padding included, and the G x d window
 features), fp32, 1 thread, torch dropout; new = the current DIN, precision auto, every core, bulk dropout; quality =
@@ -24,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ import torch
 from scipy import stats
 
 from eager_bench import settings
+from eager_bench.allocator import ALLOCATOR_ENV, allocator_report
 from eager_bench.compute import bf16_matrix_units, resolve_precision, usable_cores
 from eager_bench.config import parse_override
 from eager_bench.embeddings.din import DIN
@@ -55,6 +60,9 @@ WASTE: dict[str, dict[str, dict[str, Any]]] = {
     "BERT4Rec": {"old": {"length_buckets": False, "loss_slots": "all"},
                  "new": {"length_buckets": False, "loss_slots": "masked"}},
 }
+# Machine settings of each path (not config keys): the old path keeps glibc's own allocator behaviour, the new one
+# the default policy (eager_bench.allocator). Each run is a fresh process, so neither inherits the other's.
+PATH_ENV: dict[str, dict[str, str]] = {"old": {ALLOCATOR_ENV: "system"}, "new": {ALLOCATOR_ENV: "tuned"}}
 DEFAULT_UPDATES = {"EAGER": 400, "TIGER": 300, "DIN": 300}  # RecBole models: one epoch
 DIN_PATHS: dict[str, dict[str, Any]] = {"old": {"precision": "fp32", "threads": 1, "dropout_rng": "torch"},
                                         "new": {"precision": "auto", "threads": 0, "dropout_rng": "auto"}}
@@ -127,11 +135,22 @@ def budget(model: str, updates: int | None) -> tuple[str, dict[str, Any]]:
 
 def measured_run(model: str, dataset: str, path: str, updates: int | None, seed: int,
                  results: Path, new_set: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """One run of `path` and its per-user validation quality (DIN: sampled loss; the others: NDCG@10)."""
+    """One run of `path` in a fresh process and its per-user validation quality (DIN: sampled loss; the others:
+    NDCG@10). A fresh process per run: the allocator policy and torch's thread pool are per process, and an earlier
+    run's heap must not speed up or slow down the next one."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measured_run_here, model, dataset, path, updates, seed, results, new_set).result()
+
+
+def _measured_run_here(model: str, dataset: str, path: str, updates: int | None, seed: int,
+                       results: Path, new_set: dict[str, Any] | None) -> tuple[dict[str, Any], np.ndarray]:
+    os.environ.update(PATH_ENV[path])
     if model == "DIN":
         row = din_run(dataset, path, updates, seed)
+        row["allocator"] = allocator_report()
         return row, row.pop("_valid_losses")
     row = one_run(model, dataset, path, updates, seed, results, new_set)
+    row["allocator"] = allocator_report()
     return row, per_user_ndcg10(row.pop("_valid_ranks"))
 
 

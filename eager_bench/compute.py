@@ -22,12 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ContextManager
 
+from eager_bench.allocator import ALLOCATOR_ENV, allocator_report, apply_allocator_policy
 from eager_bench.errors import BenchError
 
 THREADS_ENV = "EAGER_BENCH_THREADS"  # a machine setting: overrides every model's `threads` (not part of the config)
 # Read by the libraries at start-up, so they only take effect in a new process.
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
-              "NPY_DISABLE_CPU_FEATURES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", THREADS_ENV)
+              "NPY_DISABLE_CPU_FEATURES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", THREADS_ENV, ALLOCATOR_ENV)
 BF16_MATRIX_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bf16 matrix instructions
 
 
@@ -108,6 +109,7 @@ def apply_threads(configured: int) -> int:
 
     threads = resolve_threads(int(configured))
     torch.set_num_threads(threads)
+    apply_allocator_policy()  # every model that trains comes through here
     return threads
 
 
@@ -124,6 +126,7 @@ def kernel_report() -> dict[str, Any]:
         pass
     info["numpy_simd"] = _numpy_dispatch_targets(active_only=True)
     info["env"] = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
+    info["allocator"] = allocator_report()
     return info
 
 
