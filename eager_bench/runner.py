@@ -128,6 +128,8 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
             raise BenchError(f"--device {device}: no CUDA device is available on this machine")
 
     started = now_iso()
+    # The code that runs is the code at start: a commit made while a long run trains must not be credited with it.
+    git_at_start = git_state()
     dataset, split = build_split(spec.dataset, data_dir)
     run_dir = settings.runs_dir() / spec.dataset / spec.model / run_id
     if _is_user_dataset(spec.dataset, data_dir):
@@ -164,7 +166,9 @@ def run(spec: RunSpec, data_dir: Path | None = None, results_dir: Path | None = 
     if training.get("resumed_at") is not None:
         # train_s is this process's share only; the per-epoch / per-step rates come from the checkpointed history
         timing["resumed_at"] = training["resumed_at"]
-    provenance = {**git_state(), "data_sha256": dataset.data_sha256(), "data_files": dataset.file_sha256,
+    git_at_end = git_state()
+    provenance = {**git_at_start, **({"git_at_end": git_at_end} if git_at_end != git_at_start else {}),
+                  "data_sha256": dataset.data_sha256(), "data_files": dataset.file_sha256,
                   "split_hash": split.fingerprint, "data_order": dataset.order,
                   "packages": package_versions(), "hardware": hardware(device),
                   "command": " ".join(sys.argv), "started_at": started, "finished_at": now_iso()}

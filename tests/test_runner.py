@@ -118,3 +118,17 @@ def test_hash_neutral_must_name_known_keys(tmp_path: Path) -> None:
     bad.write_text("defaults: {a: 1}\nhash_neutral: {b: 2}\n")
     with pytest.raises(BenchError, match="hash_neutral names keys missing from defaults: b"):
         model_spec(bad)
+
+
+def test_provenance_credits_the_commit_the_run_started_from(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    # A commit landing while a long run trains: the record names the code that was loaded, and says what HEAD was
+    # when the file was written.
+    from eager_bench import runner
+
+    states = iter([{"git_commit": "a" * 40, "git_dirty": False}, {"git_commit": "b" * 40, "git_dirty": False}])
+    monkeypatch.setattr(runner, "git_state", lambda: next(states))
+    outcome = run(RunSpec("Popularity", "Beauty", profile="cpu"), data_dir=data_dir, results_dir=tmp_path,
+                  show_progress=False)
+    provenance = read_run(outcome.path)["provenance"]
+    assert provenance["git_commit"] == "a" * 40
+    assert provenance["git_at_end"] == {"git_commit": "b" * 40, "git_dirty": False}
