@@ -147,11 +147,19 @@ def _measured_run_here(model: str, dataset: str, path: str, updates: int | None,
     os.environ.update(PATH_ENV[path])
     if model == "DIN":
         row = din_run(dataset, path, updates, seed)
-        row["allocator"] = allocator_report()
-        return row, row.pop("_valid_losses")
-    row = one_run(model, dataset, path, updates, seed, results, new_set)
-    row["allocator"] = allocator_report()
-    return row, per_user_ndcg10(row.pop("_valid_ranks"))
+        quality = row.pop("_valid_losses")
+    else:
+        row = one_run(model, dataset, path, updates, seed, results, new_set)
+        quality = per_user_ndcg10(row.pop("_valid_ranks"))
+    # peak resident memory of the whole run (data, embeddings, training, validation): the allocator keeps more
+    row["allocator"], row["max_rss_mib"] = allocator_report(), round(_max_rss_kib() / 1024)
+    return row, quality
+
+
+def _max_rss_kib() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def per_user_ndcg10(valid_ranks: np.ndarray) -> np.ndarray:
