@@ -4,8 +4,8 @@ glibc's malloc serves a request above its mmap threshold (128 KiB at start, rais
 fresh mmap and returns it with munmap on free; it also trims the top of the heap back to the kernel once 128 KiB
 (later twice the threshold) lies free there. A training step allocates and frees the same multi-megabyte activations
 every time (EAGER's [512, 19, 1024] FFN activations are 20-40 MB), so every step page-faults all of them in again:
-~18,000 minor faults per EAGER update on Beauty, 10-20% of its wall time as system time (measured with
-getrusage, benchmarks/train_throughput.py). Raising the mmap threshold to glibc's maximum and never trimming keeps
+11,000-18,000 minor faults per EAGER update on Beauty, 8-14% of its wall time as system time (getrusage over 15
+updates, bf16, 1 thread; with this policy 240-520 faults per update). Raising the mmap threshold to glibc's maximum and never trimming keeps
 those pages mapped: the same arithmetic on the same buffers' values, so results do not change, only the time.
 
 Policy (`EAGER_BENCH_ALLOCATOR`, a machine setting like EAGER_BENCH_THREADS, not part of any config):
