@@ -46,7 +46,7 @@ from eager_bench.embeddings.din import DIN
 from eager_bench.errors import BenchError
 from eager_bench.provenance import measurement_context
 from eager_bench.results import read_ranks, write_json
-from eager_bench.runner import RunSpec, prepare, run
+from eager_bench.runner import RunSpec, peak_rss_mb, prepare, run
 
 PATHS: dict[str, dict[str, Any]] = {"old": {"precision": "fp32", "threads": 1},
                                     "new": {"precision": "auto", "threads": 0}}
@@ -152,14 +152,8 @@ def _measured_run_here(model: str, dataset: str, path: str, updates: int | None,
         row = one_run(model, dataset, path, updates, seed, results, new_set)
         quality = per_user_ndcg10(row.pop("_valid_ranks"))
     # peak resident memory of the whole run (data, embeddings, training, validation): the allocator keeps more
-    row["allocator"], row["max_rss_mib"] = allocator_report(), round(_max_rss_kib() / 1024)
+    row["allocator"], row["max_rss_mib"] = allocator_report(), round(peak_rss_mb())
     return row, quality
-
-
-def _max_rss_kib() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def per_user_ndcg10(valid_ranks: np.ndarray) -> np.ndarray:

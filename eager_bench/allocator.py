@@ -25,12 +25,11 @@ from eager_bench.errors import BenchError
 
 ALLOCATOR_ENV = "EAGER_BENCH_ALLOCATOR"
 ALLOCATOR_POLICIES = ("tuned", "system")
-# mallopt parameter numbers (glibc malloc.h)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 # glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2 = 32 MiB on 64-bit; larger requests still get their own
-# mapping. Trimming is effectively off (only past 2 GiB free at the heap top; a peak's pages stay with the process until it exits), and the heap grows in
-# 64 MiB steps so a step's first large buffers do not each extend it.
+# mapping. Trimming is effectively off (only past 2 GiB free at the heap top: a peak's pages stay with the process
+# until it exits), and the heap grows in 64 MiB steps so a step's first large buffers do not each extend it.
 TUNED = {"mmap_threshold": 32 * 2 ** 20, "trim_threshold": 2 ** 31 - 1, "top_pad": 64 * 2 ** 20}  # C ints
+_MALLOPT_PARAM = {"mmap_threshold": -3, "trim_threshold": -1, "top_pad": -2}  # M_* numbers of glibc's malloc.h
 _applied: dict[str, Any] = {}
 
 
@@ -64,9 +63,7 @@ def apply_allocator_policy() -> dict[str, Any]:
     elif policy == "system":
         _applied = {"policy": policy, "applied": False, "why": f"{ALLOCATOR_ENV}=system: glibc's defaults"}
     else:
-        ok = all(libc.mallopt(param, value) == 1 for param, value in
-                 ((_M_MMAP_THRESHOLD, TUNED["mmap_threshold"]), (_M_TRIM_THRESHOLD, TUNED["trim_threshold"]),
-                  (_M_TOP_PAD, TUNED["top_pad"])))
+        ok = all(libc.mallopt(_MALLOPT_PARAM[name], value) == 1 for name, value in TUNED.items())
         _applied = {"policy": policy, "applied": ok, "glibc": libc.gnu_get_libc_version().decode(), **TUNED}
     return _applied
 

@@ -105,6 +105,8 @@ def resolve_threads(configured: int) -> int:
 
 
 def apply_threads(configured: int) -> int:
+    """Set this process's torch threads (resolve_threads) and apply the allocator policy (eager_bench.allocator,
+    once per process): the one call every trained model makes before it trains. Returns the threads."""
     import torch
 
     threads = resolve_threads(int(configured))
